@@ -1,0 +1,34 @@
+# dynsplat-ns developer commands. Everything runs on CPU; CUDA users get gsplat's kernels automatically.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.dynsplat-installed
+export TORCHDYNAMO_DISABLE ?= 1
+export PYTHONDONTWRITEBYTECODE ?= 1
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)  ## create .venv and install the project (editable) with dev tools
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch/torchvision: the pair that installs on CPU-only machines here; CUDA users may bring their own build.
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: install  ## run the test suite (CPU, no network)
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check dynsplat_ns dataparsers method_configs tests examples benchmarks
+
+demo: install  ## generate a moving-spheres scene, train dynsplat-4dgs on CPU, eval, render, export
+	PATH=$(abspath $(BIN)):$$PATH bash examples/demo.sh
+
+bench: install
+	$(BIN)/python benchmarks/rasterizer.py
+
+clean:
+	rm -rf outputs demo_outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""DynamicSplatModel (a SplatfactoModel with time) and its pipeline."""

@@ -1,0 +1,268 @@
+"""DynamicSplatModel: splatfacto with time. Canonical Gaussians → motion(t) → rasterize() on any device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Literal, Optional, Tuple, Type, Union
+
+import torch
+from gsplat.strategy import DefaultStrategy
+from gsplat.strategy.ops import remove
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.engine.optimizers import Optimizers
+from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
+from nerfstudio.utils.colors import get_color
+from pytorch_msssim import SSIM
+from torch import Tensor
+from torch.nn import Parameter
+
+from dynsplat_ns.gaussians import init_gaussian_params
+from dynsplat_ns.models.camera_utils import viewmats_from_c2w
+from dynsplat_ns.models.metrics import LazyLPIPS
+from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+from dynsplat_ns.motion.static import StaticMotionConfig
+from dynsplat_ns.render import rasterize
+from dynsplat_ns.time import camera_time
+
+# Canonical per-Gaussian parameters owned by the model; motion models add theirs to the same dict.
+BASE_GAUSSIAN_KEYS = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
+# Viser's default background, used for renders when training used random backgrounds (as splatfacto does).
+VIEWER_BACKGROUND = (0.1490, 0.1647, 0.2157)
+
+
+@dataclass
+class DynamicSplatModelConfig(SplatfactoModelConfig):
+    """Gaussian splatting with a swappable motion model, renderable on CPU (torch) and CUDA (gsplat)."""
+
+    _target: Type = field(default_factory=lambda: DynamicSplatModel)
+    """Model class to instantiate."""
+    motion: MotionModelConfig = field(default_factory=StaticMotionConfig)
+    """Motion component that moves the canonical Gaussians to the camera's time."""
+    disable_motion: bool = False
+    """Render the canonical Gaussians at every time: a static baseline with otherwise identical settings."""
+    rasterizer_backend: Literal["auto", "torch", "gsplat"] = "auto"
+    """'auto': gsplat's CUDA kernels for CUDA tensors, our pure-torch rasterizer otherwise."""
+    background_color: Literal["auto", "random", "black", "white"] = "auto"  # type: ignore[assignment]
+    """Background: 'auto' uses the dataparser's alpha colour (e.g. white for D-NeRF), else random while training."""
+    num_downscales: int = 0
+    """At the start, train at 1/2^d resolution (doubling every resolution_schedule steps); 0 trains at full size."""
+    max_gaussians: int = 0
+    """Cap on the number of Gaussians after each densification (lowest opacity removed); 0 means no cap."""
+    num_random: int = 5000
+    """Number of Gaussians drawn uniformly in the scene box when there are no seed points (or random_init)."""
+    initial_opacity: float = 0.1
+    """Opacity of every Gaussian at initialisation."""
+
+
+class DynamicSplatModel(SplatfactoModel):
+    """Splatfacto whose Gaussians move with time; one camera time per render.
+
+    Per-Gaussian motion parameters live in ``gauss_params`` next to means/scales/... so gsplat's ``DefaultStrategy``
+    keeps them in lock-step; global motion parameters live in ``self.motion``.
+    """
+
+    config: DynamicSplatModelConfig
+    motion: MotionModel
+
+    # ---- construction ----------------------------------------------------------------------------------------
+    def populate_modules(self) -> None:
+        metadata = self.kwargs.get("metadata") or {}
+        means, colors = self._initial_points()
+        init = init_gaussian_params(means, colors, self.config.sh_degree, self.config.initial_opacity)
+        lo, hi = init["means"].min(dim=0).values, init["means"].max(dim=0).values
+        aabb = torch.stack([torch.minimum(lo, hi - 1e-3), torch.maximum(hi, lo + 1e-3)])
+        self.motion = self.config.motion.setup(num_frames=int(metadata.get("num_frames", 1)), aabb=aabb)
+        motion_params = self.motion.per_gaussian_params(init)
+        clash = set(motion_params) & set(init)
+        if clash:
+            raise ValueError(f"motion model {type(self.motion).__name__} redefines Gaussian parameters {clash}")
+        init.update(motion_params)
+        self.gauss_params = torch.nn.ParameterDict({k: Parameter(v) for k, v in init.items()})
+
+        self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
+        from torchmetrics.image import PeakSignalNoiseRatio
+
+        self.psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.ssim = SSIM(data_range=1.0, size_average=True, channel=3)
+        self.lpips = LazyLPIPS()
+        self.step = 0
+        self.crop_box = None
+        self.background_color = self._default_background(metadata)
+        if self.config.use_bilateral_grid:
+            from nerfstudio.model_components.lib_bilagrid import BilateralGrid
+
+            gx, gy, gw = self.config.grid_shape
+            self.bil_grids = BilateralGrid(num=self.num_train_data, grid_X=gx, grid_Y=gy, grid_W=gw)
+        self.strategy = DefaultStrategy(
+            prune_opa=self.config.cull_alpha_thresh,
+            grow_grad2d=self.config.densify_grad_thresh,
+            grow_scale3d=self.config.densify_size_thresh,
+            grow_scale2d=self.config.split_screen_size,
+            prune_scale3d=self.config.cull_scale_thresh,
+            prune_scale2d=self.config.cull_screen_size,
+            refine_scale2d_stop_iter=self.config.stop_screen_size_at,
+            refine_start_iter=self.config.warmup_length,
+            refine_stop_iter=self.config.stop_split_at,
+            reset_every=self.config.reset_alpha_every * self.config.refine_every,
+            refine_every=self.config.refine_every,
+            pause_refine_after_reset=self.num_train_data + self.config.refine_every,
+            absgrad=self.config.use_absgrad,
+            revised_opacity=False,
+            verbose=False,
+        )
+        self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
+
+    def _initial_points(self) -> Tuple[Tensor, Optional[Tensor]]:
+        """Seed points from the dataparser, or uniform random points in the scene box."""
+        seed = self.seed_points
+        if seed is not None and not self.config.random_init and seed[0].shape[0] > 0:
+            return seed[0], seed[1]
+        gen = torch.Generator().manual_seed(0)
+        aabb = self.scene_box.aabb.float()
+        pts = torch.rand(self.config.num_random, 3, generator=gen) * (aabb[1] - aabb[0]) + aabb[0]
+        return pts, None
+
+    def _default_background(self, metadata: dict) -> Tensor:
+        if self.config.background_color in ("auto", "random"):
+            bg = metadata.get("background_color") if self.config.background_color == "auto" else None
+            return torch.as_tensor(bg if bg is not None else VIEWER_BACKGROUND, dtype=torch.float32).reshape(3)
+        return get_color(self.config.background_color)
+
+    def _get_background_color(self) -> Tensor:
+        cfg = self.config.background_color
+        metadata = self.kwargs.get("metadata") or {}
+        train_random = cfg == "random" or (cfg == "auto" and metadata.get("background_color") is None)
+        if train_random and self.training:
+            return torch.rand(3, device=self.device)
+        return self.background_color.to(self.device)
+
+    # ---- parameters ------------------------------------------------------------------------------------------
+    def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
+        return {name: [param] for name, param in self.gauss_params.items()}
+
+    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+        groups = super().get_param_groups()
+        for name, params in self.motion.param_groups().items():
+            if name in groups:
+                raise ValueError(f"motion parameter group {name!r} clashes with a model group")
+            groups[name] = params
+        return groups
+
+    def step_cb(self, optimizers: Optimizers, step: int) -> None:
+        super().step_cb(optimizers, step)
+        self.motion.set_step(step)
+
+    def load_state_dict(self, dict, **kwargs):  # type: ignore[override]  # noqa: A002
+        out = super().load_state_dict(dict, **kwargs)
+        self.motion.set_step(self.step)
+        return out
+
+    def step_post_backward(self, step: int) -> None:
+        super().step_post_backward(step)
+        cap = self.config.max_gaussians
+        if cap > 0 and self.num_points > cap:
+            with torch.no_grad():
+                opacity = self.gauss_params["opacities"].reshape(-1)
+                drop = torch.zeros_like(opacity, dtype=torch.bool)
+                drop[opacity.argsort()[: self.num_points - cap]] = True
+            remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
+
+    # ---- rendering -------------------------------------------------------------------------------------------
+    def gaussians_at(self, t: float) -> Dict[str, Tensor]:
+        """Raw Gaussian parameters moved to time ``t`` (canonical when motion is disabled)."""
+        params = dict(self.gauss_params.items())
+        if not self.config.disable_motion:
+            params.update(self.motion(params, t))
+        return params
+
+    def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
+        """Renders one camera (or several sharing one time) at ``camera.times``.
+
+        Returns:
+            rgb [H, W, 3], depth [H, W, 1] (eval or when requested), accumulation [H, W, 1], background.
+        """
+        if not isinstance(camera, Cameras):
+            return {}
+        if self.training:
+            if camera.shape[0] != 1:
+                raise ValueError("training renders one camera at a time")
+            c2w = self.camera_optimizer.apply_to_camera(camera)
+        else:
+            c2w = camera.camera_to_worlds
+        t = camera_time(camera.times)
+        self._last_time = t
+        g = self.gaussians_at(t)
+
+        if self.crop_box is not None and not self.training:
+            keep = self.crop_box.within(g["means"]).squeeze()
+            if keep.sum() == 0:
+                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+            g = {k: v[keep] for k, v in g.items()}
+
+        colors = torch.cat((g["features_dc"][:, None, :], g["features_rest"]), dim=1)
+        if self.config.sh_degree > 0:
+            sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
+        else:
+            colors, sh_degree = torch.sigmoid(colors).squeeze(1), None
+
+        d = self._get_downscale_factor()
+        camera.rescale_output_resolution(1 / d)
+        Ks = camera.get_intrinsics_matrices().to(self.device)
+        W, H = int(camera.width.item()), int(camera.height.item())
+        camera.rescale_output_resolution(d)
+        self.last_size = (H, W)
+        render_mode = "RGB+ED" if (self.config.output_depth_during_training or not self.training) else "RGB"
+
+        render, alpha, self.info = rasterize(
+            means=g["means"],
+            quats=g["quats"],
+            scales=torch.exp(g["scales"]),
+            opacities=torch.sigmoid(g["opacities"]).squeeze(-1),
+            colors=colors,
+            viewmats=viewmats_from_c2w(c2w.to(self.device)),
+            Ks=Ks,
+            width=W,
+            height=H,
+            sh_degree=sh_degree,
+            render_mode=render_mode,
+            near_plane=0.01,
+            far_plane=1e10,
+            absgrad=self.strategy.absgrad,
+            backend=self.config.rasterizer_backend,
+        )
+        if self.training:
+            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+
+        background = self._get_background_color()
+        rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
+        if self.config.use_bilateral_grid and self.training and camera.metadata and "cam_idx" in camera.metadata:
+            rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], H, W)
+        depth = None
+        if render_mode == "RGB+ED":
+            depth = render[..., 3:4]
+            depth = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
+        if not self.training:
+            background = background.expand(H, W, 3)
+        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+
+    # ---- losses and metrics ----------------------------------------------------------------------------------
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and not self.config.disable_motion:
+            loss_dict.update(self.motion.regularization(self.gauss_params, getattr(self, "_last_time", 0.0)))
+        return loss_dict
+
+    def get_image_metrics_and_images(
+        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
+    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
+        """PSNR/SSIM (+ LPIPS when its weights are on disk, never downloaded) and the side-by-side image."""
+        gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
+        pred_rgb = outputs["rgb"]
+        combined = torch.cat([gt_rgb, pred_rgb], dim=1)
+        gt = torch.moveaxis(gt_rgb, -1, 0)[None]
+        pred = torch.moveaxis(pred_rgb, -1, 0)[None]
+        metrics: Dict[str, float] = {"psnr": float(self.psnr(gt, pred).item()), "ssim": float(self.ssim(gt, pred))}
+        lpips = self.lpips(gt, pred)
+        if lpips is not None:
+            metrics["lpips"] = lpips
+        return metrics, {"img": combined}

@@ -1,0 +1,104 @@
+"""The one interface every motion model implements.
+
+A motion model maps the canonical Gaussians to their state at time ``t`` ∈ [0, 1]. It owns two kinds of parameters:
+
+* per-Gaussian ones (leading dim N), returned by :meth:`MotionModel.per_gaussian_params` and stored by the model in
+  its Gaussian parameter dict, so gsplat's densification strategy splits/duplicates/prunes them in lock-step;
+* global ones (bases, planes, MLPs): ordinary sub-modules, exposed through :meth:`MotionModel.param_groups`.
+
+Every model starts as the identity (zero-initialised heads/offsets), so a dynamic model starts equal to the static one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Type
+
+import torch
+from nerfstudio.configs.base_config import InstantiateConfig
+from torch import Tensor, nn
+
+# Keys a motion model may change; anything else in the Gaussian dict is passed through untouched.
+MOVABLE_KEYS = ("means", "scales", "quats", "opacities")
+
+
+@dataclass
+class MotionModelConfig(InstantiateConfig):
+    """Base config of a motion model."""
+
+    _target: Type = field(default_factory=lambda: MotionModel)
+    """Motion model class to instantiate."""
+    static_warmup_steps: int = 0
+    """Training steps during which the model stays the identity (static warm-up), as 4DGS's coarse stage."""
+
+    def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """Default nerfstudio optimizer entries for this model's parameter groups (per-Gaussian and global).
+
+        Args:
+            max_steps: training length, used by the schedulers.
+        """
+        return {}
+
+
+class MotionModel(nn.Module):
+    """Base motion model: the identity.
+
+    Args:
+        config: its config.
+        num_frames: number of distinct training times T (for models with per-frame parameters).
+        aabb: [2, 3] box that holds the scene (for models with spatial grids).
+    """
+
+    config: MotionModelConfig
+
+    def __init__(self, config: MotionModelConfig, num_frames: int = 1, aabb: Tensor | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.num_frames = max(int(num_frames), 1)
+        if aabb is None:
+            aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
+        self.register_buffer("aabb", aabb.detach().float().clone())
+        self.step = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    def set_step(self, step: int) -> None:
+        """Called before every training iteration with the global step."""
+        self.step = int(step)
+
+    @property
+    def active(self) -> bool:
+        """False during the static warm-up: the model then returns the canonical Gaussians."""
+        return self.step >= self.config.static_warmup_steps
+
+    # ---- parameters ------------------------------------------------------------------------------------------
+    def per_gaussian_params(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Initial per-Gaussian motion parameters (leading dim N), given the initial canonical Gaussians."""
+        return {}
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Global parameters by optimizer-group name."""
+        return {}
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    def forward(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        """Gaussians at time ``t``.
+
+        Args:
+            gaussians: raw parameters (means [N,3], scales [N,3] log, quats [N,4], opacities [N,1] logit, ...) plus
+                this model's per-Gaussian parameters.
+            t: time in [0, 1].
+
+        Returns:
+            A dict with the same raw ``means``, ``scales``, ``quats``, ``opacities`` (moved where the model moves them).
+        """
+        if not self.active:
+            return {k: gaussians[k] for k in MOVABLE_KEYS}
+        return self.deform(gaussians, t)
+
+    def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        """The model's motion; subclasses override this (the base class is the identity)."""
+        return {k: gaussians[k] for k in MOVABLE_KEYS}
+
+    def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        """Weighted regulariser losses for the training step at time ``t`` (empty while inactive)."""
+        return {}

@@ -1,0 +1,170 @@
+"""4DGS motion (Wu et al. 2024): HexPlane space-time features → small MLP heads for Δmean, Δscale, Δrotation.
+
+Six multi-resolution feature planes (xy, xz, yz, xt, yt, zt) are sampled at (position, t); the per-plane features are
+multiplied, levels concatenated, and decoded by one shared layer plus three heads. The heads' last layers are zero, so
+the model starts as the identity. Time planes start at 1 (multiplicative identity), spatial planes uniform(0.1, 0.5).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence, Type
+
+import torch
+import torch.nn.functional as F
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from torch import Tensor, nn
+
+from dynsplat_ns.losses import l1_to_one, plane_tv, time_smoothness
+from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+
+# Coordinate pairs of the six planes over (x, y, z, t); the first element indexes the plane's width axis.
+PLANE_AXES: tuple[tuple[int, int], ...] = tuple(itertools.combinations(range(4), 2))
+
+
+@dataclass
+class HexPlaneMotionConfig(MotionModelConfig):
+    """4DGS deformation field (defaults follow 4DGaussians' D-NeRF config, sized for CPU)."""
+
+    _target: Type = field(default_factory=lambda: HexPlaneMotion)
+    """Motion model class to instantiate."""
+    resolution: tuple[int, int, int, int] = (32, 32, 32, 25)
+    """Base plane resolution along x, y, z, t (4DGS uses 64³×25; 32³ keeps CPU runs quick)."""
+    multires: tuple[int, ...] = (1, 2)
+    """Spatial resolution multipliers of the levels (time resolution is not multiplied)."""
+    feature_dim: int = 32
+    """Feature channels per plane and level."""
+    net_width: int = 64
+    """Width of the decoder MLP."""
+    static_warmup_steps: int = 300
+    """Steps of static warm-up before deformation switches on (4DGS's coarse stage)."""
+    plane_tv_weight: float = 1e-4
+    """Weight of total variation on the spatial planes."""
+    time_smoothness_weight: float = 1e-2
+    """Weight of the second-difference smoothness along time of the time planes."""
+    l1_time_planes_weight: float = 1e-4
+    """Weight of |1 − plane| on the time planes."""
+    aabb_margin: float = 0.1
+    """Relative margin added around the scene box that the planes cover."""
+    grid_lr: float = 1.6e-3
+    """Initial learning rate of the planes (decays ×0.01)."""
+    mlp_lr: float = 1.6e-4
+    """Initial learning rate of the decoder (decays ×0.01)."""
+
+    def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """Adam with exponential decay for ``hexplane_grid`` and ``hexplane_mlp``."""
+        return {
+            "hexplane_grid": {
+                "optimizer": AdamOptimizerConfig(lr=self.grid_lr, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.grid_lr * 0.01, max_steps=max_steps),
+            },
+            "hexplane_mlp": {
+                "optimizer": AdamOptimizerConfig(lr=self.mlp_lr, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.mlp_lr * 0.01, max_steps=max_steps),
+            },
+        }
+
+
+class HexPlaneField(nn.Module):
+    """Multi-resolution HexPlane: (xyz ∈ [−1,1]³, t ∈ [0,1]) → features [N, feature_dim · levels].
+
+    Args:
+        resolution: base resolution along x, y, z, t.
+        multires: spatial multipliers of the levels.
+        feature_dim: channels per plane.
+    """
+
+    def __init__(self, resolution: Sequence[int], multires: Sequence[int], feature_dim: int) -> None:
+        super().__init__()
+        if len(resolution) != 4 or min(resolution) < 2:
+            raise ValueError(f"HexPlane resolution must be 4 sizes ≥ 2 (x, y, z, t), got {tuple(resolution)}")
+        self.levels = nn.ModuleList()
+        for mult in multires:
+            res = [int(r * mult) for r in resolution[:3]] + [int(resolution[3])]
+            planes = nn.ParameterList()
+            for a, b in PLANE_AXES:
+                plane = torch.empty(1, feature_dim, res[b], res[a])  # [1, F, H(axis b), W(axis a)]
+                if b == 3:
+                    nn.init.ones_(plane)
+                else:
+                    nn.init.uniform_(plane, 0.1, 0.5)
+                planes.append(nn.Parameter(plane))
+            self.levels.append(planes)
+        self.out_dim = feature_dim * len(multires)
+
+    def forward(self, xyz: Tensor, t: float) -> Tensor:
+        """Samples features at normalised positions ``xyz`` [N, 3] and time ``t``."""
+        n = xyz.shape[0]
+        coords = torch.cat([xyz, xyz.new_full((n, 1), 2.0 * t - 1.0)], dim=-1)  # [N, 4] in [-1, 1]
+        feats = []
+        for planes in self.levels:
+            level = None
+            for (a, b), plane in zip(PLANE_AXES, planes):
+                grid = coords[:, [a, b]].view(1, 1, n, 2)
+                f = F.grid_sample(plane, grid, mode="bilinear", padding_mode="border", align_corners=True)
+                f = f.view(plane.shape[1], n).t()  # [N, F]
+                level = f if level is None else level * f
+            feats.append(level)
+        return torch.cat(feats, dim=-1)
+
+    def spatial_planes(self) -> list[Tensor]:
+        """Planes without a time axis (xy, xz, yz) of every level."""
+        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes) if b != 3]
+
+    def time_planes(self) -> list[Tensor]:
+        """Planes with a time axis (xt, yt, zt) of every level."""
+        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes) if b == 3]
+
+
+def _head(width: int, out: int) -> nn.Sequential:
+    head = nn.Sequential(nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, out))
+    nn.init.zeros_(head[-1].weight)
+    nn.init.zeros_(head[-1].bias)
+    return head
+
+
+class HexPlaneMotion(MotionModel):
+    """4DGS deformation: HexPlane features decoded into Δmean, Δlog-scale and Δquaternion."""
+
+    config: HexPlaneMotionConfig
+
+    def __init__(self, config: HexPlaneMotionConfig, num_frames: int = 1, aabb: Tensor | None = None) -> None:
+        super().__init__(config, num_frames, aabb)
+        lo, hi = self.aabb[0], self.aabb[1]
+        pad = (hi - lo) * config.aabb_margin
+        self.aabb.copy_(torch.stack([lo - pad, hi + pad]))
+        self.field = HexPlaneField(config.resolution, config.multires, config.feature_dim)
+        self.feature_out = nn.Linear(self.field.out_dim, config.net_width)
+        self.pos_head = _head(config.net_width, 3)
+        self.scale_head = _head(config.net_width, 3)
+        self.rot_head = _head(config.net_width, 4)
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        mlp = [*self.feature_out.parameters(), *self.pos_head.parameters(), *self.scale_head.parameters()]
+        mlp += list(self.rot_head.parameters())
+        return {"hexplane_grid": list(self.field.parameters()), "hexplane_mlp": mlp}
+
+    def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        means = gaussians["means"]
+        lo, hi = self.aabb[0], self.aabb[1]
+        xyz = ((means - lo) / (hi - lo)) * 2.0 - 1.0
+        hidden = self.feature_out(self.field(xyz, t))
+        return {
+            "means": means + self.pos_head(hidden),
+            "scales": gaussians["scales"] + self.scale_head(hidden),
+            "quats": gaussians["quats"] + self.rot_head(hidden),
+            "opacities": gaussians["opacities"],
+        }
+
+    def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        if not self.active:
+            return {}
+        cfg = self.config
+        spatial, temporal = self.field.spatial_planes(), self.field.time_planes()
+        return {
+            "plane_tv": cfg.plane_tv_weight * sum(plane_tv(p) for p in spatial),
+            "time_smoothness": cfg.time_smoothness_weight * sum(time_smoothness(p) for p in temporal),
+            "l1_time_planes": cfg.l1_time_planes_weight * sum(l1_to_one(p) for p in temporal),
+        }

@@ -1,0 +1,55 @@
+"""Time conventions: t ∈ [0, 1] everywhere outside this module; frame indices only where a motion model needs them."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def camera_time(times: Optional[Tensor], default: float = 0.0) -> Optional[float]:
+    """Returns the single time of a camera batch (``Cameras.times``), or ``default`` when it has none.
+
+    Args:
+        times: ``Cameras.times`` ([C, 1] or [C]) or None for a static dataset / a viewer without a time slider.
+        default: time used when ``times`` is None.
+
+    Returns:
+        A float in [0, 1].
+
+    Raises:
+        ValueError: if the cameras of one batch carry different times (render them one by one instead).
+    """
+    if times is None:
+        return default
+    flat = times.reshape(-1)
+    if flat.numel() == 0:
+        return default
+    t0 = float(flat[0])
+    if flat.numel() > 1 and not torch.allclose(flat, flat[:1].expand_as(flat)):
+        raise ValueError("cameras rendered together must share one time; render them one at a time")
+    return min(max(t0, 0.0), 1.0)
+
+
+def frame_interpolation(t: float | Tensor, num_frames: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Maps continuous time to the two neighbouring frames and a linear blend weight.
+
+    Frame ``k`` sits at time ``k / (num_frames - 1)``; a time between two frames blends them, so renders are
+    continuous in time (no snapping).
+
+    Args:
+        t: time(s) in [0, 1], scalar or any shape.
+        num_frames: number of frames T ≥ 1.
+
+    Returns:
+        ``(i0, i1, w)``: long indices of the lower/upper frame and the weight of the upper one, each shaped like ``t``.
+    """
+    t = torch.as_tensor(t, dtype=torch.float32)
+    if num_frames <= 1:
+        zero = torch.zeros_like(t, dtype=torch.long)
+        return zero, zero, torch.zeros_like(t)
+    x = t.clamp(0.0, 1.0) * (num_frames - 1)
+    i0 = x.floor().long().clamp(max=num_frames - 2)
+    w = x - i0.to(x.dtype)
+    return i0, i0 + 1, w

@@ -1,0 +1,67 @@
+"""Trainer, optimizer and datamanager defaults shared by every dynsplat method."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nerfstudio.configs.base_config import ViewerConfig
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+from nerfstudio.engine.trainer import TrainerConfig
+
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
+from dynsplat_ns.models.pipeline import DynsplatPipelineConfig
+
+DEFAULT_MAX_STEPS = 20000
+
+
+def gaussian_optimizers(max_steps: int = DEFAULT_MAX_STEPS) -> dict[str, dict[str, Any]]:
+    """Splatfacto's per-Gaussian optimizers (learning rates from 3DGS), plus camera and bilateral grid."""
+    return {
+        "means": {
+            "optimizer": AdamOptimizerConfig(lr=1.6e-4, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(lr_final=1.6e-6, max_steps=max_steps),
+        },
+        "features_dc": {"optimizer": AdamOptimizerConfig(lr=0.0025, eps=1e-15), "scheduler": None},
+        "features_rest": {"optimizer": AdamOptimizerConfig(lr=0.0025 / 20, eps=1e-15), "scheduler": None},
+        "opacities": {"optimizer": AdamOptimizerConfig(lr=0.05, eps=1e-15), "scheduler": None},
+        "scales": {"optimizer": AdamOptimizerConfig(lr=0.005, eps=1e-15), "scheduler": None},
+        "quats": {"optimizer": AdamOptimizerConfig(lr=0.001, eps=1e-15), "scheduler": None},
+        "camera_opt": {
+            "optimizer": AdamOptimizerConfig(lr=1e-4, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(
+                lr_final=5e-7, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0
+            ),
+        },
+        "bilateral_grid": {
+            "optimizer": AdamOptimizerConfig(lr=2e-3, eps=1e-15),
+            "scheduler": ExponentialDecaySchedulerConfig(
+                lr_final=1e-4, max_steps=max_steps, warmup_steps=1000, lr_pre_warmup=0
+            ),
+        },
+    }
+
+
+def dynsplat_trainer_config(
+    method_name: str, model: DynamicSplatModelConfig, max_steps: int = DEFAULT_MAX_STEPS
+) -> TrainerConfig:
+    """A TrainerConfig for a dynsplat method: full-image datamanager over D-NeRF data by default, the model's
+    motion optimizers added to splatfacto's."""
+    return TrainerConfig(
+        method_name=method_name,
+        steps_per_eval_image=100,
+        steps_per_eval_batch=0,
+        steps_per_save=2000,
+        steps_per_eval_all_images=1000,
+        max_num_iterations=max_steps,
+        mixed_precision=False,
+        pipeline=DynsplatPipelineConfig(
+            datamanager=FullImageDatamanagerConfig(dataparser=DNeRFDataParserConfig(), cache_images_type="uint8"),
+            model=model,
+        ),
+        optimizers={**gaussian_optimizers(max_steps), **model.motion.optimizer_configs(max_steps)},
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15, websocket_host="127.0.0.1"),
+        vis="viewer",
+    )
