@@ -1,0 +1,1 @@
+"""Console scripts (camera paths, novelty, compare, per-time export)."""
