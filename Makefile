@@ -6,11 +6,18 @@ STAMP   := $(VENV)/.dynsplat-installed
 export TORCHDYNAMO_DISABLE ?= 1
 export PYTHONDONTWRITEBYTECODE ?= 1
 
-.PHONY: install test lint demo bench clean
+.PHONY: install system-deps test lint demo bench clean
 
 install: $(STAMP)  ## create .venv and install the project (editable) with dev tools
 
-$(STAMP): pyproject.toml
+# open3d (imported by ns-export) needs libusb-1.0; install it with apt when missing and we may (root).
+system-deps:
+	@ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q libusb-1.0-0 >/dev/null; }; \
+	  else echo "warning: libusb-1.0 missing (ns-export needs it): sudo apt-get install libusb-1.0-0"; fi; }
+
+$(STAMP): pyproject.toml | system-deps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch/torchvision: the pair that installs on CPU-only machines here; CUDA users may bring their own build.

@@ -8,6 +8,13 @@ from typing import Optional, Type
 
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 
+from dynsplat_ns.compat import allow_nerfstudio_checkpoints
+from dynsplat_ns.video import ensure_ffmpeg
+
+# ns-eval/ns-render/ns-export import this module (through config.yml) before loading a checkpoint or writing video.
+allow_nerfstudio_checkpoints()
+ensure_ffmpeg()
+
 
 @dataclass
 class DynsplatPipelineConfig(VanillaPipelineConfig):

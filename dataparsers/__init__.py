@@ -1,0 +1,1 @@
+"""Dataparsers for dynamic scenes (installed as ``dynsplat_ns.dataparsers``)."""

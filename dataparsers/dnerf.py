@@ -1,0 +1,229 @@
+"""D-NeRF dataparser (``dynsplat-dnerf``): Blender-style synthetic dynamic scenes.
+
+Layout::
+
+    DATA/transforms_{train,val,test}.json   {"camera_angle_x": float,
+                                             "frames": [{"file_path": "./train/r_000", "time": float,
+                                                         "transform_matrix": 4x4 OpenGL camera-to-world}, ...]}
+    DATA/train/r_000.png ...                RGBA images (transparent background)
+
+``file_path`` may omit the image extension (D-NeRF does; ``.png`` is assumed) and is relative to ``DATA``. Times are
+mapped to [0, 1] with one range over all three splits; ``metadata["num_frames"]`` is the number of distinct train
+times whichever split is parsed (so transforms_train.json is always read). nerfstudio's cameras use the OpenGL
+convention too, so poses go in unchanged apart from ``scale_factor``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from nerfstudio.cameras.cameras import Cameras, CameraType
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.plugins.registry_dataparser import DataParserSpecification
+from nerfstudio.utils.rich_utils import CONSOLE
+
+from .base import DynsplatDataParser, DynsplatDataParserConfig, load_json, normalize_times
+from .errors import DataParserError
+
+#: Extensions taken as already present in ``file_path``; anything else gets ``.png`` appended.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class DNeRFDataParserConfig(DynsplatDataParserConfig):
+    """D-NeRF (Blender synthetic dynamic scenes) dataparser config."""
+
+    _target: type = field(default_factory=lambda: DNeRF)
+    """Parser class to instantiate."""
+    data: Path = Path("data/dnerf/lego")
+    """Dataset folder holding transforms_{train,val,test}.json and the images."""
+    scene_bound: float = 1.5
+    """Half side of the cubic scene box before scale_factor (D-NeRF scenes fit in [-1.5, 1.5]^3)."""
+
+
+@dataclass
+class _Frame:
+    image: Path
+    time: float
+    c2w: np.ndarray  # [4, 4] OpenGL camera-to-world, dataset units
+    where: str  # "frame 3 (./train/r_003)", for error messages
+
+
+@dataclass
+class _SplitMeta:
+    source: Path
+    camera_angle_x: float
+    frames: list[_Frame]
+
+
+def _image_path(data: Path, file_path: str) -> Path:
+    """``file_path`` (with or without extension, leading ``./`` allowed) resolved against ``data``."""
+    rel = Path(file_path)  # Path drops a leading "./" by itself
+    if rel.suffix.lower() not in IMAGE_SUFFIXES:
+        rel = rel.with_name(rel.name + ".png")
+    return data / rel
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _parse_frame(data: Path, source: Path, index: int, frame: Any) -> _Frame:
+    """Validate one entry of ``frames``; every problem raises :class:`DataParserError` naming ``source``."""
+    if not isinstance(frame, dict):
+        raise DataParserError(source, f"frame {index} is not a JSON object")
+    file_path = frame.get("file_path")
+    if not isinstance(file_path, str) or not file_path.strip():
+        raise DataParserError(source, f"frame {index} has no 'file_path' string")
+    where = f"frame {index} ({file_path})"
+    if "time" not in frame:
+        raise DataParserError(source, f"{where} has no 'time'")
+    time = frame["time"]
+    if not _is_number(time) or not math.isfinite(time):
+        raise DataParserError(source, f"{where}: 'time' must be a finite number, got {time!r}")
+    if "transform_matrix" not in frame:
+        raise DataParserError(source, f"{where} has no 'transform_matrix'")
+    try:
+        c2w = np.asarray(frame["transform_matrix"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataParserError(source, f"{where}: 'transform_matrix' is not a 4x4 matrix of numbers") from None
+    if c2w.shape != (4, 4):
+        raise DataParserError(source, f"{where}: 'transform_matrix' must be 4x4, got shape {list(c2w.shape)}")
+    if not np.isfinite(c2w).all():
+        raise DataParserError(source, f"{where}: 'transform_matrix' contains NaN or inf")
+    return _Frame(image=_image_path(data, file_path), time=float(time), c2w=c2w, where=where)
+
+
+def read_transforms(data: Path, source: Path) -> _SplitMeta:
+    """Read and validate one ``transforms_*.json`` (image files are checked later, only for the split in use).
+
+    Args:
+        data: Dataset folder (``file_path`` is relative to it).
+        source: The JSON file.
+
+    Raises:
+        DataParserError: Missing or malformed file, missing/invalid ``camera_angle_x``, empty ``frames``, or a bad
+            frame (see :func:`_parse_frame`).
+    """
+    meta = load_json(source)
+    if not isinstance(meta, dict):
+        raise DataParserError(source, "expected a JSON object with 'camera_angle_x' and 'frames'")
+    if "camera_angle_x" not in meta:
+        raise DataParserError(source, "missing 'camera_angle_x' (horizontal field of view in radians)")
+    angle = meta["camera_angle_x"]
+    if not _is_number(angle) or not 0.0 < angle < math.pi:
+        raise DataParserError(source, f"'camera_angle_x' must be a number in (0, pi) radians, got {angle!r}")
+    frames = meta.get("frames")
+    if not isinstance(frames, list):
+        raise DataParserError(source, "missing 'frames' list")
+    if not frames:
+        raise DataParserError(source, "'frames' is empty")
+    parsed = [_parse_frame(data, source, i, frame) for i, frame in enumerate(frames)]
+    return _SplitMeta(source=source, camera_angle_x=float(angle), frames=parsed)
+
+
+@dataclass
+class DNeRF(DynsplatDataParser):
+    """Reads D-NeRF's ``transforms_{train,val,test}.json``; ``val`` falls back to ``test`` when it is missing."""
+
+    config: DNeRFDataParserConfig
+    includes_time: bool = True
+
+    def __init__(self, config: DNeRFDataParserConfig):
+        super().__init__(config=config)
+        if not (_is_number(config.scene_bound) and 0.0 < config.scene_bound < math.inf):
+            raise ValueError(f"scene_bound={config.scene_bound!r}: must be a finite number > 0")
+        self._splits: dict[str, _SplitMeta] = {}
+
+    def _transforms_file(self, split: str) -> Path:
+        """The JSON that serves ``split`` ("val" → transforms_test.json when transforms_val.json is missing)."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        path = self.data_dir / f"transforms_{split}.json"
+        if split == "val" and not path.exists():
+            fallback = self.data_dir / "transforms_test.json"
+            if not fallback.exists():
+                raise DataParserError(path, "file not found (and no transforms_test.json to fall back to)")
+            CONSOLE.log(f"[yellow]{path} not found; using {fallback.name} for the val split")
+            return fallback
+        return path
+
+    def _split_meta(self, split: str) -> _SplitMeta:
+        if split not in self._splits:
+            self._splits[split] = read_transforms(self.data_dir, self._transforms_file(split))
+        return self._splits[split]
+
+    def _time_range(self, split: str) -> tuple[float, float]:
+        """Min and max raw time over every split file that exists (so all splits share one time scale)."""
+        times = [f.time for f in self._split_meta(split).frames]
+        for other in SPLITS:
+            if other != split and (self.data_dir / f"transforms_{other}.json").exists():
+                times += [f.time for f in self._split_meta(other).frames]
+        return min(times), max(times)
+
+    def _normalized_times(self, split: str) -> np.ndarray:
+        """``split``'s times mapped to [0, 1] with the range shared by all splits (float32 ``[N]``)."""
+        times = [f.time for f in self._split_meta(split).frames]
+        return normalize_times(times, self._time_range(split), self.config.time_normalization, self.data_dir)
+
+    def _train_times(self, split: str) -> np.ndarray:
+        """The train split's normalised times while parsing ``split`` (they give ``num_frames`` for every split)."""
+        source = self.data_dir / "transforms_train.json"
+        if not source.exists():
+            raise DataParserError(source, f"file not found (its times give num_frames, even for the {split} split)")
+        with warnings.catch_warnings():  # same shared range as ``split``'s times: any rescaling warning was given
+            warnings.simplefilter("ignore", UserWarning)
+            return self._normalized_times("train")
+
+    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
+        meta = self._split_meta(split)
+        for frame in meta.frames:
+            if not frame.image.is_file():
+                problem = f"image file not found (referenced by {frame.where} of {meta.source.name})"
+                raise DataParserError(frame.image, problem)
+        times = self._normalized_times(split)
+        train_times = times if split == "train" else self._train_times(split)
+        filenames, (width, height) = self.prepare_images([f.image for f in meta.frames])
+        focal = 0.5 * width / math.tan(0.5 * meta.camera_angle_x)
+
+        scale = float(self.config.scale_factor)
+        c2w = torch.from_numpy(np.stack([f.c2w[:3, :4] for f in meta.frames])).float()
+        c2w[:, :3, 3] *= scale
+        cameras = Cameras(
+            camera_to_worlds=c2w,
+            fx=focal,
+            fy=focal,
+            cx=width / 2.0,
+            cy=height / 2.0,
+            width=width,
+            height=height,
+            camera_type=CameraType.PERSPECTIVE,
+            times=torch.from_numpy(times)[:, None],
+        )
+        bound = float(self.config.scene_bound) * scale
+        scene_box = SceneBox(aabb=torch.tensor([[-bound] * 3, [bound] * 3], dtype=torch.float32))
+        transform = torch.eye(4, dtype=torch.float32)[:3, :]
+        return DataparserOutputs(
+            image_filenames=filenames,
+            cameras=cameras,
+            alpha_color=None if self.alpha_color is None else self.alpha_color.clone(),
+            scene_box=scene_box,
+            metadata=self.common_metadata(scene_box, transform, scale, train_times=train_times),
+            dataparser_transform=transform,
+            dataparser_scale=scale,
+        )
+
+
+dnerf_dataparser = DataParserSpecification(
+    config=DNeRFDataParserConfig(),
+    description="D-NeRF synthetic dynamic scenes (transforms_{train,val,test}.json with per-frame 'time').",
+)

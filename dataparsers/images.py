@@ -1,0 +1,141 @@
+"""Image helpers for dataparsers: size checks that read only file headers, and cached downscaling.
+
+The data folder is only ever read. Downscaled copies are cached under ``$XDG_CACHE_HOME/dynsplat_ns/<hash>/`` (see
+:func:`downscale_cache_dir`) and reused while they are newer than their source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataParserError
+
+
+def check_image_sizes(filenames: Sequence[Path]) -> tuple[int, int]:
+    """Check that all images exist and share one size, reading only the file headers.
+
+    Args:
+        filenames: Image files.
+
+    Returns:
+        The common ``(width, height)``.
+
+    Raises:
+        DataParserError: An image is missing or unreadable, or its size differs from the others' (the odd file
+            is named: the size most files share is taken as the right one).
+    """
+    if not filenames:
+        raise ValueError("check_image_sizes needs at least one file")
+    sizes = []
+    for path in filenames:
+        path = Path(path)
+        if not path.is_file():
+            raise DataParserError(path, "image file not found")
+        try:
+            with Image.open(path) as image:
+                sizes.append(tuple(image.size))
+        except (OSError, UnidentifiedImageError) as err:
+            raise DataParserError(path, f"cannot read image: {err}") from None
+    reference = Counter(sizes).most_common(1)[0][0]
+    example = Path(filenames[sizes.index(reference)])
+    for path, size in zip(filenames, sizes, strict=True):
+        if size != reference:
+            raise DataParserError(
+                path,
+                f"image size {size[0]}x{size[1]} differs from the other images' {reference[0]}x{reference[1]} "
+                f"(e.g. {example.name}); all images of a split must have the same size",
+            )
+    return reference
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/dynsplat_ns``, or ``~/.cache/dynsplat_ns`` when XDG_CACHE_HOME is unset."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "dynsplat_ns"
+
+
+def downscale_cache_dir(data: Path, factor: int, cache_root: Path | None = None) -> Path:
+    """The cache folder for ``data`` at ``factor``: ``<cache_root>/<sha1(abs data path, factor)[:16]>``."""
+    key = hashlib.sha1(f"{Path(data).resolve()}\n{int(factor)}".encode()).hexdigest()[:16]
+    return Path(cache_root if cache_root is not None else default_cache_dir()).expanduser() / key
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _cache_name(src: Path, data: Path) -> Path:
+    """Path of ``src``'s copy relative to the cache folder: mirror the layout under ``data`` when possible."""
+    try:
+        return src.resolve().relative_to(data.resolve())
+    except ValueError:
+        digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:16]
+        return Path("_external") / f"{src.stem}-{digest}{src.suffix}"
+
+
+def _write_downscaled(src: Path, dst: Path, factor: int) -> None:
+    """Write ``src`` shrunk by ``factor`` (area filter; Pillow premultiplies alpha) to ``dst`` atomically."""
+    try:
+        with Image.open(src) as image:
+            fmt = image.format or "PNG"
+            image.load()
+            if image.mode == "P":
+                image = image.convert("RGBA")
+            size = (max(1, image.width // factor), max(1, image.height // factor))
+            small = image.resize(size, resample=Image.Resampling.BOX)
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataParserError(src, f"cannot read image: {err}") from None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=".tmp-", suffix=dst.suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if fmt == "JPEG":
+                small.convert("RGB").save(handle, format=fmt, quality=95)
+            else:
+                small.save(handle, format=fmt)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def downscale_images(filenames: Sequence[Path], factor: int, data: Path, cache_root: Path | None = None) -> list[Path]:
+    """Shrunk copies of ``filenames``, cached outside the data folder and reused while newer than the source.
+
+    Args:
+        filenames: Source images (normally inside ``data``).
+        factor: Integer downscale factor; 1 returns ``filenames`` unchanged and writes nothing.
+        data: The dataset folder (keys the cache; never written to).
+        cache_root: Cache root (default :func:`default_cache_dir`).
+
+    Returns:
+        Paths of the downscaled images, in the same order.
+
+    Raises:
+        DataParserError: The cache folder would be inside the data folder, or a source image is unreadable.
+    """
+    factor = int(factor)
+    if factor == 1:
+        return [Path(f) for f in filenames]
+    cache = downscale_cache_dir(data, factor, cache_root)
+    if _is_within(cache, Path(data)):
+        problem = f"cache folder is inside the data folder {data}; refusing to write there (set cache_dir elsewhere)"
+        raise DataParserError(cache, problem)
+    out = []
+    for src in map(Path, filenames):
+        dst = cache / _cache_name(src, Path(data))
+        if not (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
+            _write_downscaled(src, dst, factor)
+        out.append(dst)
+    return out
