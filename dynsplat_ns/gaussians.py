@@ -11,7 +11,6 @@ Motion models add their own per-Gaussian entries to the same dict so densificati
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -51,7 +50,7 @@ def knn_mean_distance(points: Tensor, k: int = 3, chunk: int = 4096) -> Tensor:
     return torch.cat(out).clamp_min(1e-7)
 
 
-def random_quats(n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+def random_quats(n: int, generator: torch.Generator | None = None) -> Tensor:
     """Uniformly random unit quaternions [n, 4] (wxyz)."""
     u, v, w = torch.rand(3, n, generator=generator)
     return torch.stack(
@@ -67,7 +66,7 @@ def random_quats(n: int, generator: Optional[torch.Generator] = None) -> Tensor:
 
 def init_gaussian_params(
     means: Tensor,
-    colors: Optional[Tensor],
+    colors: Tensor | None,
     sh_degree: int,
     initial_opacity: float = 0.1,
     seed: int = 0,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import Tensor
 
 
-def camera_time(times: Optional[Tensor], default: float = 0.0) -> Optional[float]:
+def camera_time(times: Tensor | None, default: float = 0.0) -> float | None:
     """Returns the single time of a camera batch (``Cameras.times``), or ``default`` when it has none.
 
     Args:

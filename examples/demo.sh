@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end demo on CPU: generate a moving-spheres scene (D-NeRF layout), train dynsplat-4dgs and the same model
-# with motion disabled, evaluate both (ns-eval JSON), render an orbit with render_time (mp4) and export a PLY.
+# with motion disabled, evaluate both (ns-eval JSON, compared by dynsplat-compare), render an orbit with render_time
+# (dynsplat-camera-path → ns-render mp4, with its novelty table), export a PLY and per-time PLYs.
 # Knobs (environment): DEMO_DIR (default demo_outputs), DEMO_STEPS (default 3000), DEMO_SIZE (default 80).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,10 +34,14 @@ DYN="$RUNS/spheres/dynsplat-4dgs/dynamic"
 STA="$RUNS/spheres/dynsplat-4dgs/static"
 ns-eval --load-config "$DYN/config.yml" --output-path "$OUT/eval_dynamic.json"
 ns-eval --load-config "$STA/config.yml" --output-path "$OUT/eval_static.json"
-python examples/orbit_camera_path.py "$DYN" "$OUT/orbit_path.json" --size "$SIZE"
+dynsplat-compare "$OUT/eval_dynamic.json" "$OUT/eval_static.json" --output-dir "$OUT/compare"
+# orbit around the Gaussians' centroid; radius, height, resolution and FOV default from the training cameras
+dynsplat-camera-path orbit --load-config "$DYN/config.yml" --output-path "$OUT/orbit_path.json" --frames 48
 ns-render camera-path --load-config "$DYN/config.yml" --camera-path-filename "$OUT/orbit_path.json" \
   --output-path "$OUT/orbit.mp4"
+dynsplat-novelty --load-config "$DYN/config.yml" --split test --output-dir "$OUT"
 ns-export gaussian-splat --load-config "$DYN/config.yml" --output-dir "$OUT/export"
+dynsplat-export-times --load-config "$DYN/config.yml" --output-dir "$OUT/export_times" --times 0 0.5 1
 
 python - "$OUT" "$((mid - start))" "$((end - mid))" <<'PY'
 import json, sys
@@ -48,6 +53,7 @@ print(f"dynamic (dynsplat-4dgs): test PSNR {dyn['psnr']:.2f} dB  SSIM {dyn['ssim
 print(f"static  (motion off):    test PSNR {sta['psnr']:.2f} dB  SSIM {sta['ssim']:.3f}  train {t_sta}s")
 print(f"gain: {dyn['psnr'] - sta['psnr']:+.2f} dB")
 print(f"eval JSON: {out}/eval_dynamic.json, {out}/eval_static.json")
-print(f"video:     {out}/orbit.mp4")
-print(f"PLY:       {out}/export/splat.ply")
+print(f"compare:   {out}/compare/compare.md, compare.csv, compare.png")
+print(f"video:     {out}/orbit.mp4 (novelty of its views: {out}/orbit_path.novelty.csv)")
+print(f"PLY:       {out}/export/splat.ply; per time: {out}/export_times/splat_t*.ply")
 PY

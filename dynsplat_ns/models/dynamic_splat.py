@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Tuple, Type, Union
+from typing import Literal, Union
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -34,7 +34,7 @@ VIEWER_BACKGROUND = (0.1490, 0.1647, 0.2157)
 class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Gaussian splatting with a swappable motion model, renderable on CPU (torch) and CUDA (gsplat)."""
 
-    _target: Type = field(default_factory=lambda: DynamicSplatModel)
+    _target: type = field(default_factory=lambda: DynamicSplatModel)
     """Model class to instantiate."""
     motion: MotionModelConfig = field(default_factory=StaticMotionConfig)
     """Motion component that moves the canonical Gaussians to the camera's time."""
@@ -71,7 +71,7 @@ class DynamicSplatModel(SplatfactoModel):
         init = init_gaussian_params(means, colors, self.config.sh_degree, self.config.initial_opacity)
         lo, hi = init["means"].min(dim=0).values, init["means"].max(dim=0).values
         aabb = torch.stack([torch.minimum(lo, hi - 1e-3), torch.maximum(hi, lo + 1e-3)])
-        self.motion = self.config.motion.setup(num_frames=int(metadata.get("num_frames", 1)), aabb=aabb)
+        self.motion = self.config.motion.setup(num_frames=self._num_frames(metadata), aabb=aabb)
         motion_params = self.motion.per_gaussian_params(init)
         clash = set(motion_params) & set(init)
         if clash:
@@ -112,7 +112,19 @@ class DynamicSplatModel(SplatfactoModel):
         )
         self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
 
-    def _initial_points(self) -> Tuple[Tensor, Optional[Tensor]]:
+    def _num_frames(self, metadata: dict) -> int:
+        """Distinct training times reported by the dataparser; a clear error when the motion model needs them."""
+        num_frames = int(metadata.get("num_frames") or 1)
+        motion_cls = self.config.motion._target
+        if getattr(motion_cls, "needs_frames", False) and num_frames < 2 and not self.config.disable_motion:
+            raise ValueError(
+                f"{motion_cls.__name__} needs a dataset with times (at least 2 distinct Cameras.times), but the "
+                f"dataparser reported {num_frames} frame(s); use a dynamic dataparser (e.g. dynsplat-dnerf) or "
+                "--pipeline.model.disable-motion True"
+            )
+        return num_frames
+
+    def _initial_points(self) -> tuple[Tensor, Tensor | None]:
         """Seed points from the dataparser, or uniform random points in the scene box."""
         seed = self.seed_points
         if seed is not None and not self.config.random_init and seed[0].shape[0] > 0:
@@ -137,10 +149,10 @@ class DynamicSplatModel(SplatfactoModel):
         return self.background_color.to(self.device)
 
     # ---- parameters ------------------------------------------------------------------------------------------
-    def get_gaussian_param_groups(self) -> Dict[str, List[Parameter]]:
+    def get_gaussian_param_groups(self) -> dict[str, list[Parameter]]:
         return {name: [param] for name, param in self.gauss_params.items()}
 
-    def get_param_groups(self) -> Dict[str, List[Parameter]]:
+    def get_param_groups(self) -> dict[str, list[Parameter]]:
         groups = super().get_param_groups()
         for name, params in self.motion.param_groups().items():
             if name in groups:
@@ -153,13 +165,25 @@ class DynamicSplatModel(SplatfactoModel):
         self.motion.set_step(step)
 
     def load_state_dict(self, dict, **kwargs):  # type: ignore[override]  # noqa: A002
-        out = super().load_state_dict(dict, **kwargs)
+        """Loads a checkpoint, adapted to this model where a resume/fine-tune changed the dataset.
+
+        * Gaussian parameters are resized to the checkpoint's count (splatfacto).
+        * Per-image parameters (camera optimiser, bilateral grids, appearance/exposure: see ``_PER_IMAGE_MODULES``)
+          are matched by image name when the pipeline gives the mapping (``_resume_info["row_map"]``); rows of images
+          the checkpoint does not have keep their fresh initialisation. Without a mapping, a size mismatch
+          re-initialises them (with a warning).
+        * Per-frame tables (a dimension equal to the number of training frames) are resampled linearly in time when
+          the number of frames changed.
+        * Any other shape mismatch raises ``ValueError`` naming the parameters (e.g. another sh_degree).
+        """
+        out = super().load_state_dict(self._adapt_loaded_state(dict), **kwargs)
         self.motion.set_step(self.step)
         return out
 
     def step_post_backward(self, step: int) -> None:
         super().step_post_backward(step)
-        cap = self.config.max_gaussians
+        caps = [c for c in (self.config.max_gaussians or None, self.motion.max_gaussians()) if c]
+        cap = min(caps) if caps else 0
         if cap > 0 and self.num_points > cap:
             with torch.no_grad():
                 opacity = self.gauss_params["opacities"].reshape(-1)
@@ -168,14 +192,13 @@ class DynamicSplatModel(SplatfactoModel):
             remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
 
     # ---- rendering -------------------------------------------------------------------------------------------
-    def gaussians_at(self, t: float) -> Dict[str, Tensor]:
+    def gaussians_at(self, t: float) -> dict[str, Tensor]:
         """Raw Gaussian parameters moved to time ``t`` (canonical when motion is disabled)."""
         params = dict(self.gauss_params.items())
-        if not self.config.disable_motion:
-            params.update(self.motion(params, t))
+        params.update(self.motion.canonical(params) if self.config.disable_motion else self.motion(params, t))
         return params
 
-    def get_outputs(self, camera: Cameras) -> Dict[str, Union[Tensor, List]]:
+    def get_outputs(self, camera: Cameras) -> dict[str, Union[Tensor, list]]:
         """Renders one camera (or several sharing one time) at ``camera.times``.
 
         Returns:
@@ -196,7 +219,8 @@ class DynamicSplatModel(SplatfactoModel):
         if self.crop_box is not None and not self.training:
             keep = self.crop_box.within(g["means"]).squeeze()
             if keep.sum() == 0:
-                return self.get_empty_outputs(int(camera.width.item()), int(camera.height.item()), self.background_color)
+                width, height = int(camera.width.item()), int(camera.height.item())
+                return self.get_empty_outputs(width, height, self.background_color)
             g = {k: v[keep] for k, v in g.items()}
 
         colors = torch.cat((g["features_dc"][:, None, :], g["features_rest"]), dim=1)
@@ -231,7 +255,9 @@ class DynamicSplatModel(SplatfactoModel):
             backend=self.config.rasterizer_backend,
         )
         if self.training:
-            self.strategy.step_pre_backward(self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info)
+            self.strategy.step_pre_backward(
+                self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
+            )
 
         background = self._get_background_color()
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
@@ -246,23 +272,114 @@ class DynamicSplatModel(SplatfactoModel):
         return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
 
     # ---- losses and metrics ----------------------------------------------------------------------------------
-    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and not self.config.disable_motion:
             loss_dict.update(self.motion.regularization(self.gauss_params, getattr(self, "_last_time", 0.0)))
         return loss_dict
 
     def get_image_metrics_and_images(
-        self, outputs: Dict[str, Tensor], batch: Dict[str, Tensor]
-    ) -> Tuple[Dict[str, float], Dict[str, Tensor]]:
-        """PSNR/SSIM (+ LPIPS when its weights are on disk, never downloaded) and the side-by-side image."""
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """PSNR/SSIM (+ LPIPS when its weights are on disk, never downloaded) and the side-by-side image.
+
+        The returned metrics have the same keys for every image (nerfstudio averages each key over all images). When
+        the pipeline collects an evaluation log (``self._eval_log`` is a list), each image's metrics plus, with a
+        dynamic-region mask in the batch, ``masked_psnr``/``masked_ssim``/``masked_fraction`` are appended to it.
+        """
+        from dynsplat_ns.models.metrics import dynamic_mask_from_batch, region_metrics
+
         gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         pred_rgb = outputs["rgb"]
         combined = torch.cat([gt_rgb, pred_rgb], dim=1)
         gt = torch.moveaxis(gt_rgb, -1, 0)[None]
         pred = torch.moveaxis(pred_rgb, -1, 0)[None]
-        metrics: Dict[str, float] = {"psnr": float(self.psnr(gt, pred).item()), "ssim": float(self.ssim(gt, pred))}
+        metrics: dict[str, float] = {"psnr": float(self.psnr(gt, pred).item()), "ssim": float(self.ssim(gt, pred))}
         lpips = self.lpips(gt, pred)
         if lpips is not None:
             metrics["lpips"] = lpips
+        log = getattr(self, "_eval_log", None)
+        if isinstance(log, list):
+            mask = dynamic_mask_from_batch(batch, self.kwargs.get("metadata"))
+            log.append({**metrics, **region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask)})
         return metrics, {"img": combined}
+
+    # ---- checkpoint adaptation (resume / fine-tune on another set of frames) -----------------------------------
+    #: First components of state keys whose leading dimension is the training image index.
+    _PER_IMAGE_MODULES = ("camera_optimizer", "bil_grids", "appearance", "exposure")
+
+    def _adapt_loaded_state(self, state: dict) -> dict:
+        """A copy of ``state`` fitted to this model's per-image / per-frame shapes (see :meth:`load_state_dict`)."""
+        state = {**state}
+        info = getattr(self, "_resume_info", None) or {}
+        row_map, old_images = info.get("row_map"), info.get("old_num_images")
+        old_frames, new_frames = info.get("old_num_frames"), int(self.motion.num_frames)
+        current = self.state_dict()
+        self._row_maps: dict[str, list[int]] = {}
+        problems = []
+        for key, value in state.items():
+            cur = current.get(key)
+            if not isinstance(value, Tensor) or not isinstance(cur, Tensor):
+                continue
+            lead = 1 if key.startswith("gauss_params.") else 0  # splatfacto resizes the Gaussian count itself
+            per_image = key.split(".")[0].startswith(self._PER_IMAGE_MODULES) and value.dim() >= 1
+            if per_image and value.dim() == cur.dim() and value.shape[1:] == cur.shape[1:]:
+                if row_map is not None and len(row_map) == cur.shape[0] and old_images == value.shape[0]:
+                    rows = list(row_map)
+                elif value.shape == cur.shape:
+                    continue
+                else:
+                    from nerfstudio.utils.rich_utils import CONSOLE
+
+                    CONSOLE.print(
+                        f"[yellow]{key}: checkpoint has {value.shape[0]} images, dataset {cur.shape[0]} "
+                        "and no image names to match: re-initialised"
+                    )
+                    rows = [-1] * cur.shape[0]
+                state[key] = self._remap_rows(value, cur, rows)
+                self._row_maps[key] = rows
+            elif value.shape[lead:] != cur.shape[lead:]:
+                resampled = self._resample_frames(value, cur, lead, old_frames, new_frames)
+                if resampled is None:
+                    problems.append(f"{key}: checkpoint {list(value.shape)} vs model {list(cur.shape)}")
+                else:
+                    state[key] = resampled
+        if problems:
+            raise ValueError(
+                "checkpoint does not fit this model (trained with other settings, e.g. sh_degree or motion "
+                "resolution?): " + "; ".join(problems)
+            )
+        return state
+
+    @staticmethod
+    def _remap_rows(loaded: Tensor, current: Tensor, rows: list[int]) -> Tensor:
+        """``current`` (fresh initialisation) with row ``i`` replaced by ``loaded[rows[i]]`` where ``rows[i] >= 0``."""
+        out = current.detach().clone().to(loaded.dtype)
+        idx = torch.as_tensor(rows, dtype=torch.long)
+        keep = (idx >= 0) & (idx < loaded.shape[0])
+        out[keep] = loaded[idx[keep]].to(out.device)
+        return out
+
+    @staticmethod
+    def _resample_frames(
+        loaded: Tensor, current: Tensor, lead: int, old_frames: int | None, new_frames: int
+    ) -> Tensor | None:
+        """``loaded`` linearly resampled along its per-frame dimension (frame k at t = k/(T-1)), or None when the
+        shapes differ in any other way."""
+        if loaded.dim() != current.dim():
+            return None
+        dims = [d for d in range(lead, loaded.dim()) if loaded.shape[d] != current.shape[d]]
+        if len(dims) != 1 or current.shape[dims[0]] != new_frames:
+            return None
+        d = dims[0]
+        if old_frames is not None and loaded.shape[d] != old_frames:
+            return None
+        x = loaded.detach().float().movedim(d, -1)
+        shape = x.shape
+        if shape[-1] == 1:
+            y = x.expand(*shape[:-1], new_frames)
+        else:
+            y = torch.nn.functional.interpolate(
+                x.reshape(1, -1, shape[-1]), size=new_frames, mode="linear", align_corners=True
+            ).reshape(*shape[:-1], new_frames)
+        return y.movedim(-1, d).contiguous().to(loaded.dtype)

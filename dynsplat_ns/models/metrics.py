@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,9 +27,9 @@ class LazyLPIPS:
     """LPIPS (AlexNet) created on first use if its weights are on disk; otherwise ``None`` results and one hint."""
 
     def __init__(self) -> None:
-        self._metric: Optional[nn.Module] = None
+        self._metric: nn.Module | None = None
         self._unavailable = False
-        self.hint: Optional[str] = None
+        self.hint: str | None = None
 
     def available(self) -> bool:
         """Whether LPIPS can be computed without a download."""
@@ -50,10 +50,172 @@ class LazyLPIPS:
         self._metric = LearnedPerceptualImagePatchSimilarity(normalize=True)
         return True
 
-    def __call__(self, gt: torch.Tensor, pred: torch.Tensor) -> Optional[float]:
+    def __call__(self, gt: torch.Tensor, pred: torch.Tensor) -> float | None:
         """LPIPS of two [1, 3, H, W] images in [0, 1], or None when unavailable."""
         if not self.available():
             return None
         assert self._metric is not None
         self._metric = self._metric.to(gt.device)
         return float(self._metric(gt, pred))
+
+
+# ---- dynamic-region (masked) metrics ---------------------------------------------------------------------------------
+
+#: Dataparser metadata keys holding one dynamic-region mask per image of that split: a list of image files / tensors
+#: ``[H, W]`` or ``[H, W, 1]`` (non-zero = moving), or one tensor ``[N, H, W(, 1)]``.
+DYNAMIC_MASK_METADATA_KEYS = ("dynamic_masks", "motion_masks", "dynamic_mask_filenames", "motion_mask_filenames")
+#: Metadata keys that say what nerfstudio's own ``mask`` (from ``mask_filenames``) means, and the values that make it a
+#: dynamic-region mask (otherwise ``batch["mask"]`` is nerfstudio's valid-pixel mask and not used here).
+MASK_KIND_METADATA_KEYS = ("mask_kind", "mask_type", "mask_semantics")
+DYNAMIC_MASK_KINDS = ("dynamic", "motion", "moving", "dynamic_region", "motion_mask")
+#: Batch keys read directly as dynamic-region masks (the pipeline puts the metadata masks under the first one).
+DYNAMIC_MASK_BATCH_KEYS = ("dynamic_mask", "motion_mask")
+
+_SSIM_WINDOW, _SSIM_SIGMA = 11, 1.5
+
+
+def _load_mask_file(path: str | os.PathLike) -> torch.Tensor:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return torch.from_numpy(np.array(image.convert("L"))) > 127
+
+
+def _as_bool_mask(mask, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """``mask`` (file path, array or tensor ``[H, W]``/``[H, W, C]``) as bool ``[H, W]``, resized (nearest) to
+    ``size`` = (H, W) when given."""
+    if isinstance(mask, (str, os.PathLike)):
+        out = _load_mask_file(mask)
+    else:
+        out = torch.as_tensor(mask)
+        if out.dtype != torch.bool:
+            out = out.float() / 255.0 if out.dtype == torch.uint8 else out.float()
+            out = out > 0.5
+        if out.dim() == 3:  # [H, W, C] (or [C, H, W]): set where any channel is
+            out = out.any(dim=-1) if out.shape[-1] in (1, 3, 4) else out.any(dim=0)
+    if size is not None and tuple(out.shape) != tuple(size):
+        resized = torch.nn.functional.interpolate(out[None, None].float(), size=tuple(size), mode="nearest")
+        out = resized[0, 0] > 0.5
+    return out.cpu()
+
+
+def mask_declares_dynamic(metadata: dict | None) -> bool:
+    """Whether dataparser ``metadata`` says its nerfstudio ``mask`` marks the dynamic (moving) region."""
+    metadata = metadata or {}
+    return any(str(metadata.get(k, "")).lower() in DYNAMIC_MASK_KINDS for k in MASK_KIND_METADATA_KEYS)
+
+
+def dynamic_mask_from_metadata(metadata: dict | None, index: int, size: tuple[int, int] | None = None):
+    """The dynamic-region mask of image ``index`` from dataparser ``metadata`` (see DYNAMIC_MASK_METADATA_KEYS).
+
+    Returns:
+        Bool ``[H, W]`` tensor, or None when the metadata has no such masks.
+    """
+    for key in DYNAMIC_MASK_METADATA_KEYS:
+        masks = (metadata or {}).get(key)
+        if masks is None:
+            continue
+        if index >= len(masks):
+            raise ValueError(f"metadata[{key!r}] has {len(masks)} masks but image {index} was requested")
+        return _as_bool_mask(masks[index], size)
+    return None
+
+
+def dynamic_mask_from_batch(batch: dict, metadata: dict | None = None) -> torch.Tensor | None:
+    """The dynamic-region mask carried by an eval ``batch``: ``dynamic_mask``/``motion_mask``, or nerfstudio's
+    ``mask`` when ``metadata`` declares it a motion mask (see :func:`mask_declares_dynamic`)."""
+    size = tuple(batch["image"].shape[:2]) if "image" in batch else None
+    for key in DYNAMIC_MASK_BATCH_KEYS:
+        if batch.get(key) is not None:
+            return _as_bool_mask(batch[key], size)
+    if batch.get("mask") is not None and mask_declares_dynamic(metadata):
+        return _as_bool_mask(batch["mask"], size)
+    return None
+
+
+def masked_psnr(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """PSNR over the pixels where ``mask`` is set (images ``[H, W, 3]`` in [0, 1]); None for an empty mask."""
+    mask = mask.to(gt.device).bool()
+    if not bool(mask.any()):
+        return None
+    mse = ((gt - pred) ** 2)[mask].mean().clamp_min(1e-10)
+    return float(-10.0 * torch.log10(mse))
+
+
+def ssim_map(gt: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per-pixel SSIM ``[H-10, W-10]`` (channel mean; 11×11 Gaussian window, σ 1.5, valid region as pytorch_msssim,
+    so its mean equals the ``ssim`` reported next to it) of images ``[H, W, 3]`` in [0, 1]."""
+    coords = torch.arange(_SSIM_WINDOW, dtype=gt.dtype, device=gt.device) - _SSIM_WINDOW // 2
+    g = torch.exp(-(coords**2) / (2 * _SSIM_SIGMA**2))
+    g = g / g.sum()
+    x, y = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
+    c = x.shape[1]
+    wx, wy = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(torch.nn.functional.conv2d(z, wx, groups=c), wy, groups=c)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu1, mu2 = blur(x), blur(y)
+    s11, s22, s12 = blur(x * x) - mu1**2, blur(y * y) - mu2**2, blur(x * y) - mu1 * mu2
+    cs = (2 * s12 + c2) / (s11 + s22 + c2)
+    return (((2 * mu1 * mu2 + c1) / (mu1**2 + mu2**2 + c1)) * cs)[0].mean(dim=0)
+
+
+def masked_ssim(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """Mean SSIM over the masked pixels (of the valid SSIM region); None when no masked pixel is in it."""
+    if min(gt.shape[0], gt.shape[1]) < _SSIM_WINDOW:
+        return None
+    smap = ssim_map(gt, pred)
+    half = _SSIM_WINDOW // 2
+    crop = mask.to(gt.device).bool()[half : gt.shape[0] - half, half : gt.shape[1] - half]
+    if not bool(crop.any()):
+        return None
+    return float(smap[crop].mean())
+
+
+def region_metrics(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None) -> dict[str, float]:
+    """``masked_psnr``/``masked_ssim`` (and ``masked_fraction``) of ``[H, W, 3]`` images; {} without a mask."""
+    if mask is None:
+        return {}
+    out: dict[str, float] = {"masked_fraction": float(mask.float().mean())}
+    for name, fn in (("masked_psnr", masked_psnr), ("masked_ssim", masked_ssim)):
+        value = fn(gt, pred, mask)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+# ---- per-time breakdown ----------------------------------------------------------------------------------------------
+
+
+def time_key(t: float) -> str:
+    """The key of time ``t`` in the ``per_time`` table (rounded to 4 decimals: ``0.125``, ``0.0``, ``1.0``)."""
+    return str(round(float(t), 4))
+
+
+def per_time_breakdown(times: list[float | None], records: list[dict]) -> dict[str, dict[str, float]]:
+    """Average per-image metrics by (rounded) time.
+
+    Args:
+        times: Time of each eval image (None when the camera has no time; such images are skipped).
+        records: Per-image metric dicts in the same order (float values; None values are ignored).
+
+    Returns:
+        ``{time_key: {metric: mean, ..., "num_images": n}}`` sorted by time.
+    """
+    groups: dict[float, list[dict]] = {}
+    for t, rec in zip(times, records, strict=True):
+        if t is not None:
+            groups.setdefault(round(float(t), 4), []).append(rec)
+    table: dict[str, dict[str, float]] = {}
+    for t in sorted(groups):
+        rows = groups[t]
+        entry: dict[str, float] = {}
+        for key in dict.fromkeys(k for row in rows for k in row):
+            values = [float(row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+            if values:
+                entry[key] = sum(values) / len(values)
+        entry["num_images"] = len(rows)
+        table[time_key(t)] = entry
+    return table

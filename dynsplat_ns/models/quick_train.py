@@ -6,7 +6,8 @@ list of cameras and images so a test can train a tiny scene in seconds.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -23,7 +24,7 @@ def quick_train(
     images: list[Tensor],
     steps: int,
     optimizer_configs: dict[str, Any],
-    on_step: Optional[Callable[[int, float], None]] = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Trains ``model`` for ``steps`` iterations, cycling through the cameras.
 

@@ -2,6 +2,8 @@
 
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.hexplane import HexPlaneMotion, HexPlaneMotionConfig
+from dynsplat_ns.motion.marbles import MarblesMotion, MarblesMotionConfig
+from dynsplat_ns.motion.som import ShapeOfMotion, ShapeOfMotionConfig
 from dynsplat_ns.motion.static import StaticMotion, StaticMotionConfig
 
 __all__ = [
@@ -11,4 +13,8 @@ __all__ = [
     "StaticMotionConfig",
     "HexPlaneMotion",
     "HexPlaneMotionConfig",
+    "ShapeOfMotion",
+    "ShapeOfMotionConfig",
+    "MarblesMotion",
+    "MarblesMotionConfig",
 ]

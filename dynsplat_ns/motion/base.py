@@ -11,8 +11,9 @@ Every model starts as the identity (zero-initialised heads/offsets), so a dynami
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Type
+from typing import Any
 
 import torch
 from nerfstudio.configs.base_config import InstantiateConfig
@@ -26,7 +27,7 @@ MOVABLE_KEYS = ("means", "scales", "quats", "opacities")
 class MotionModelConfig(InstantiateConfig):
     """Base config of a motion model."""
 
-    _target: Type = field(default_factory=lambda: MotionModel)
+    _target: type = field(default_factory=lambda: MotionModel)
     """Motion model class to instantiate."""
     static_warmup_steps: int = 0
     """Training steps during which the model stays the identity (static warm-up), as 4DGS's coarse stage."""
@@ -50,6 +51,8 @@ class MotionModel(nn.Module):
     """
 
     config: MotionModelConfig
+    #: True for models with per-frame parameters: they need a dataset with at least two distinct times.
+    needs_frames: bool = False
 
     def __init__(self, config: MotionModelConfig, num_frames: int = 1, aabb: Tensor | None = None) -> None:
         super().__init__()
@@ -79,6 +82,10 @@ class MotionModel(nn.Module):
         """Global parameters by optimizer-group name."""
         return {}
 
+    def max_gaussians(self) -> int | None:
+        """Most Gaussians this model's per-Gaussian parameters may hold (a memory cap), or None for no cap."""
+        return None
+
     # ---- evaluation ------------------------------------------------------------------------------------------
     def forward(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         """Gaussians at time ``t``.
@@ -89,15 +96,17 @@ class MotionModel(nn.Module):
             t: time in [0, 1].
 
         Returns:
-            A dict with the same raw ``means``, ``scales``, ``quats``, ``opacities`` (moved where the model moves them).
+            A dict with the raw ``means``, ``scales``, ``quats``, ``opacities`` at ``t`` (canonical while inactive).
         """
-        if not self.active:
-            return {k: gaussians[k] for k in MOVABLE_KEYS}
-        return self.deform(gaussians, t)
+        return self.deform(gaussians, t) if self.active else self.canonical(gaussians)
+
+    def canonical(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The Gaussians without motion (models with a constrained representation, e.g. isotropic, apply it here)."""
+        return {k: gaussians[k] for k in MOVABLE_KEYS}
 
     def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         """The model's motion; subclasses override this (the base class is the identity)."""
-        return {k: gaussians[k] for k in MOVABLE_KEYS}
+        return self.canonical(gaussians)
 
     def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         """Weighted regulariser losses for the training step at time ``t`` (empty while inactive)."""

@@ -8,8 +8,9 @@ the model starts as the identity. Time planes start at 1 (multiplicative identit
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Type
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +29,7 @@ PLANE_AXES: tuple[tuple[int, int], ...] = tuple(itertools.combinations(range(4),
 class HexPlaneMotionConfig(MotionModelConfig):
     """4DGS deformation field (defaults follow 4DGaussians' D-NeRF config, sized for CPU)."""
 
-    _target: Type = field(default_factory=lambda: HexPlaneMotion)
+    _target: type = field(default_factory=lambda: HexPlaneMotion)
     """Motion model class to instantiate."""
     resolution: tuple[int, int, int, int] = (32, 32, 32, 25)
     """Base plane resolution along x, y, z, t (4DGS uses 64³×25; 32³ keeps CPU runs quick)."""
@@ -101,7 +102,7 @@ class HexPlaneField(nn.Module):
         feats = []
         for planes in self.levels:
             level = None
-            for (a, b), plane in zip(PLANE_AXES, planes):
+            for (a, b), plane in zip(PLANE_AXES, planes, strict=True):
                 grid = coords[:, [a, b]].view(1, 1, n, 2)
                 f = F.grid_sample(plane, grid, mode="bilinear", padding_mode="border", align_corners=True)
                 f = f.view(plane.shape[1], n).t()  # [N, F]
@@ -111,11 +112,11 @@ class HexPlaneField(nn.Module):
 
     def spatial_planes(self) -> list[Tensor]:
         """Planes without a time axis (xy, xz, yz) of every level."""
-        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes) if b != 3]
+        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes, strict=True) if b != 3]
 
     def time_planes(self) -> list[Tensor]:
         """Planes with a time axis (xt, yt, zt) of every level."""
-        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes) if b == 3]
+        return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes, strict=True) if b == 3]
 
 
 def _head(width: int, out: int) -> nn.Sequential:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Type
 
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 
@@ -12,7 +11,7 @@ from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 class StaticMotionConfig(MotionModelConfig):
     """No motion: every time renders the canonical Gaussians."""
 
-    _target: Type = field(default_factory=lambda: StaticMotion)
+    _target: type = field(default_factory=lambda: StaticMotion)
     """Motion model class to instantiate."""
 
 

@@ -1,0 +1,191 @@
+"""CPU benchmark of the torch rasterizer backend against the naive dense reference.
+
+Prints a markdown table: for each (N Gaussians, image size) the forward+backward time of the torch backend
+(median of a few runs after a warm-up), its pair counts and pairs/s, its peak RSS, and the same for the dense
+reference with the speed-up. Every (config, renderer) runs in a fresh subprocess, so peak RSS is per config
+(``import torch`` alone accounts for ~0.5 GB of it on this machine; the table also shows the increase over that).
+
+Counts: ``candidates`` are the window cells the torch backend evaluated, ``skipped Gaussians`` those it never
+evaluated because every pixel of their box had already stopped, ``composited pairs`` the (Gaussian, pixel) pairs
+that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the scene, not of the
+implementation). ``pairs/s`` = composited pairs / fwd+bwd seconds. The dense reference evaluates every visible
+Gaussian against every pixel; when that would take too long it is timed on a subset of the pixels and extrapolated
+linearly (marked in the table).
+
+Usage::
+
+    python benchmarks/rasterizer.py            # full sweep: N in {1k, 10k, 50k} x {64^2, 128^2}
+    python benchmarks/rasterizer.py --quick    # smaller sweep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+
+FULL = [(1_000, 64), (1_000, 128), (10_000, 64), (10_000, 128), (50_000, 64), (50_000, 128)]
+QUICK = [(1_000, 64), (10_000, 64), (10_000, 128)]
+DENSE_CELL_BUDGET = 60_000_000  # Gaussians x pixels the dense reference runs in full; beyond, a pixel subset
+
+
+def make_scene(n: int, size: int, seed: int = 0):
+    """Random Gaussians filling the frustum of one camera at depths 2..5, ~1 px screen std (radius ~4 px)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    focal = float(size)  # 53 degree field of view
+    depth = torch.rand(n, generator=gen) * 3.0 + 2.0
+    x = (torch.rand(n, generator=gen) - 0.5) * depth * size / focal
+    y = (torch.rand(n, generator=gen) - 0.5) * depth * size / focal
+    means = torch.stack([x, y, depth], dim=-1)
+    scales = (torch.rand(n, 3, generator=gen) * 0.8 + 0.6) * depth[:, None] / focal  # 0.6..1.4 px per axis
+    quats = torch.randn(n, 4, generator=gen)
+    opacities = torch.rand(n, generator=gen) * 0.8 + 0.1
+    colors = torch.rand(n, 3, generator=gen)
+    viewmats = torch.eye(4)[None]
+    ks = torch.tensor([[[focal, 0.0, size / 2], [0.0, focal, size / 2], [0.0, 0.0, 1.0]]])
+    return [means, quats, scales, opacities, colors], viewmats, ks
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None) -> dict:
+    """Time fwd+bwd of one renderer on one config (runs inside its own subprocess)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    from dynsplat_ns.render import rasterize
+    from dynsplat_ns.render.dense_reference import dense_composite_pixels
+    from dynsplat_ns.render.projection import project_gaussians
+    from dynsplat_ns.render.torch_backend import rasterize_torch
+
+    baseline_mb = _peak_rss_mb()  # after importing torch (which alone maps ~0.5 GB here)
+    params, viewmats, ks = make_scene(n, size)
+    params = [p.requires_grad_(True) for p in params]
+    n_pix = size * size
+    out: dict = {"renderer": renderer, "n": n, "size": size, "threads": torch.get_num_threads()}
+
+    if renderer == "torch":
+        stats: dict = {}
+        rasterize_torch(*params, viewmats, ks, size, size, stats=stats)
+        out.update(stats)
+
+        def step():
+            render, alpha, _ = rasterize(*params, viewmats, ks, size, size, backend="torch")
+            (render.sum() + alpha.sum()).backward()
+
+        scale = 1.0
+    else:
+        chunk = max(16, 1_000_000 // n)  # pixels per checkpointed chunk: ~1M grid cells at a time
+        n_sub = n_pix if n * n_pix <= DENSE_CELL_BUDGET else max(chunk, DENSE_CELL_BUDGET // n // chunk * chunk)
+        n_sub = min(n_sub, n_pix)
+        scale = n_pix / n_sub
+        out.update(dense_pixels=n_sub, dense_cells=n * n_pix)
+
+        def step():
+            # Dense, chunked over pixels: each chunk runs forward and backward at once into detached screen-space
+            # leaves (so memory holds one [Gaussians, chunk] grid), then one backward through the projection.
+            means, quats, scales, opacities, colors = params
+            proj = project_gaussians(means, quats, scales, viewmats, ks, size, size)
+            means2d = proj.means2d[0].detach().requires_grad_(True)
+            conics = proj.conics[0].detach().requires_grad_(True)
+            for start in range(0, n_sub, chunk):
+                ids = torch.arange(start, min(start + chunk, n_sub))
+                colour, trans = dense_composite_pixels(
+                    means2d, conics, opacities, colors, proj.depths[0], proj.radii[0], size, ids
+                )
+                (colour.sum() + (1.0 - trans).sum()).backward()
+            torch.autograd.backward([proj.means2d[0], proj.conics[0]], [means2d.grad, conics.grad])
+
+    step()  # warm-up
+    times = []
+    for _ in range(repeats):
+        for p in params:
+            p.grad = None
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    out.update(seconds=statistics.median(times) * scale, runs=repeats, peak_rss_mb=_peak_rss_mb(), base_mb=baseline_mb)
+    return out
+
+
+def run_in_subprocess(renderer: str, n: int, size: int, repeats: int, threads: int | None) -> dict:
+    cmd = [sys.executable, __file__, "--worker", renderer, "--n", str(n), "--size", str(size)]
+    cmd += ["--repeats", str(repeats)] + (["--threads", str(threads)] if threads else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed ({renderer}, N={n}, {size}^2):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt_count(x: float) -> str:
+    return f"{x / 1e6:.2f} M" if x >= 1e6 else f"{x / 1e3:.0f} k"
+
+
+def _fmt_rss(result: dict) -> str:
+    return f"{result['peak_rss_mb']:.0f} (+{result['peak_rss_mb'] - result['base_mb']:.0f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sweep")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per config (median)")
+    parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
+    parser.add_argument("--worker", choices=["torch", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.n, args.size, args.repeats, args.threads)))
+        return
+
+    configs = QUICK if args.quick else FULL
+    repeats = args.repeats or (3 if args.quick else 5)
+    load = os.getloadavg()[0]
+    print(f"# Rasterizer benchmark (CPU, fwd+bwd, median of {repeats} runs after a warm-up)")
+    print(f"load average at start: {load:.2f}; python {sys.version.split()[0]}\n")
+    header = (
+        "| N | image | candidates | skipped Gaussians | composited pairs | torch fwd+bwd (s) | pairs/s "
+        "| torch peak RSS MB (+ over import) | dense fwd+bwd (s) | dense peak RSS MB | speed-up |"
+    )
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for n, size in configs:
+        t = run_in_subprocess("torch", n, size, repeats, args.threads)
+        dense_cols = ["-", "-", "-"]
+        if not args.no_dense:
+            d = run_in_subprocess("dense", n, size, max(1, min(repeats, 3)), args.threads)
+            partial = d["dense_pixels"] < size * size
+            note = f" (extrapolated from {d['dense_pixels']} of {size * size} px)" if partial else ""
+            dense_cols = [f"{d['seconds']:.3f}{note}", _fmt_rss(d), f"{d['seconds'] / t['seconds']:.1f}x"]
+        row = [
+            f"{n:,}",
+            f"{size}x{size}",
+            _fmt_count(t["n_candidates"]),
+            f"{t['n_skipped']:,}",
+            _fmt_count(t["n_pairs"]),
+            f"{t['seconds']:.3f}",
+            f"{t['n_pairs'] / t['seconds'] / 1e6:.1f} M",
+            _fmt_rss(t),
+            *dense_cols,
+        ]
+        print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\nthreads per worker: {t['threads']}; load average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Dynamic Gaussian Marbles (Stearns et al. 2024): isotropic Gaussians with a per-frame translation each.
+
+Per-Gaussian parameters ``marble_offsets`` [N, T, 3] (zero at init) live in the Gaussian dict, so densification keeps
+them in lock-step; a time between frames interpolates linearly. Gaussians are isotropic (one scale: the mean of the
+three log-scales) and unrotated.
+
+Memory: the offsets cost N × T × 3 floats, and Adam keeps two more copies plus the gradient: 16 · N · T · 3 bytes
+(e.g. 20k Gaussians × 200 frames ≈ 192 MB). ``max_motion_floats`` caps N × T × 3; the model prunes to stay under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from torch import Tensor
+
+from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
+from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+from dynsplat_ns.time import frame_interpolation
+
+
+@dataclass
+class MarblesMotionConfig(MotionModelConfig):
+    """Gaussian Marbles: per-Gaussian per-frame translations of isotropic Gaussians."""
+
+    _target: type = field(default_factory=lambda: MarblesMotion)
+    """Motion model class to instantiate."""
+    max_motion_floats: int = 12_000_000
+    """Cap on N × T × 3 (offset floats; ×16 bytes with Adam state ≈ 192 MB at the default)."""
+    isometry_weight: float = 0.1
+    """Weight of the isometry loss (kNN distances at time t kept equal to the canonical ones)."""
+    isometry_knn: int = 8
+    """Neighbours per Gaussian for the isometry loss."""
+    isometry_samples: int = 1024
+    """Gaussians sampled per step for the isometry loss."""
+    velocity_weight: float = 0.1
+    """Weight of velocity smoothness (squared second differences of the offsets over frames)."""
+    offsets_lr: float = 1.6e-3
+    """Learning rate of the per-frame offsets."""
+
+    def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """Adam for ``marble_offsets``."""
+        return {"marble_offsets": {"optimizer": AdamOptimizerConfig(lr=self.offsets_lr, eps=1e-15), "scheduler": None}}
+
+
+class MarblesMotion(MotionModel):
+    """Per-frame translations of isotropic Gaussians."""
+
+    config: MarblesMotionConfig
+    needs_frames = True
+
+    def max_gaussians(self) -> int | None:
+        """``max_motion_floats // (3 T)``."""
+        return self.config.max_motion_floats // (3 * self.num_frames)
+
+    def per_gaussian_params(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        n = gaussians["means"].shape[0]
+        cap = self.max_gaussians()
+        if n > cap:
+            raise ValueError(
+                f"Gaussian Marbles: {n} Gaussians × {self.num_frames} frames × 3 = {3 * n * self.num_frames:,} offset "
+                f"floats exceed max_motion_floats={self.config.max_motion_floats:,} (≤ {cap} Gaussians at "
+                f"{self.num_frames} frames); use fewer seed points (e.g. --num-random-points), fewer frames, or raise "
+                "--pipeline.model.motion.max-motion-floats"
+            )
+        return {"marble_offsets": torch.zeros(n, self.num_frames, 3)}
+
+    def offsets_at(self, offsets: Tensor, t: float) -> Tensor:
+        """Interpolated offsets [N, 3] at time ``t``."""
+        i0, i1, w = frame_interpolation(t, self.num_frames)
+        return torch.lerp(offsets[:, int(i0)], offsets[:, int(i1)], float(w))
+
+    def canonical(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Isotropic (mean log-scale) and unrotated Gaussians: the representation, with or without motion."""
+        out = super().canonical(gaussians)
+        out["scales"] = gaussians["scales"].mean(dim=-1, keepdim=True).expand(-1, 3)
+        quats = gaussians["quats"]
+        out["quats"] = torch.tensor([1.0, 0.0, 0.0, 0.0], device=quats.device).expand_as(quats)
+        return out
+
+    def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        out = self.canonical(gaussians)
+        out["means"] = gaussians["means"] + self.offsets_at(gaussians["marble_offsets"], t)
+        return out
+
+    def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        if not self.active:
+            return {}
+        cfg = self.config
+        offsets = gaussians["marble_offsets"]
+        losses = {"velocity_smoothness": cfg.velocity_weight * finite_difference_smoothness(offsets, dim=1)}
+        if cfg.isometry_weight > 0:
+            moved = gaussians["means"] + self.offsets_at(offsets, t)
+            iso = knn_isometry(gaussians["means"], moved, cfg.isometry_samples, cfg.isometry_knn)
+            losses["isometry"] = cfg.isometry_weight * iso
+        return losses

@@ -1,0 +1,11 @@
+"""Gaussian rasterization for dynsplat-ns: gsplat's CUDA kernels when available, a pure-torch twin everywhere.
+
+Use :func:`rasterize`; it has gsplat 1.4.0's ``rasterization`` signature subset and meta layout.
+"""
+
+from dynsplat_ns.render.api import rasterize
+from dynsplat_ns.render.features import RENDER_MODES
+from dynsplat_ns.render.meta import META_KEYS
+from dynsplat_ns.render.validation import BACKENDS
+
+__all__ = ["rasterize", "RENDER_MODES", "META_KEYS", "BACKENDS"]

@@ -1,0 +1,35 @@
+"""Shared helpers for model tests: parse a generated split, build a small CPU model."""
+
+from __future__ import annotations
+
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
+
+from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
+from dynsplat_ns.motion import HexPlaneMotionConfig, MotionModelConfig
+
+
+def load_split(scene, split: str):
+    """Dataparser outputs and float RGB images of one split."""
+    outputs = DNeRFDataParserConfig(data=scene).setup().get_dataparser_outputs(split)
+    dataset = InputDataset(outputs)
+    return outputs, [dataset.get_image_float32(i)[..., :3] for i in range(len(dataset))]
+
+
+def make_model(outputs, motion: MotionModelConfig, **overrides):
+    """A small CPU model over a parsed split."""
+    kw = dict(motion=motion, sh_degree=1, warmup_length=1000, rasterizer_backend="torch")
+    kw.update(overrides)
+    cfg = DynamicSplatModelConfig(**kw)
+    meta = outputs.metadata
+    return cfg.setup(
+        scene_box=outputs.scene_box,
+        num_train_data=len(outputs.image_filenames),
+        metadata=meta,
+        device="cpu",
+        seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
+    )
+
+
+def small_hexplane(**kw) -> HexPlaneMotionConfig:
+    return HexPlaneMotionConfig(resolution=(8, 8, 8, 6), feature_dim=8, net_width=32, **kw)

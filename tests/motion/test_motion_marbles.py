@@ -1,0 +1,59 @@
+"""Gaussian Marbles: isotropic, identity offsets at init, continuous in time, memory cap, regularisers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynsplat_ns.motion import MarblesMotionConfig
+
+
+def _gaussians(n: int = 100) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(2)
+    return {
+        "means": torch.rand(n, 3, generator=g) * 2 - 1,
+        "scales": torch.randn(n, 3, generator=g) - 3,
+        "quats": torch.randn(n, 4, generator=g),
+        "opacities": torch.randn(n, 1, generator=g),
+    }
+
+
+def _model(num_frames: int = 5, **kw):
+    model = MarblesMotionConfig(**kw).setup(num_frames=num_frames)
+    gs = _gaussians()
+    gs.update(model.per_gaussian_params(gs))
+    return model, gs
+
+
+def test_identity_means_isotropic_unrotated():
+    model, gs = _model()
+    assert gs["marble_offsets"].shape == (100, 5, 3) and not gs["marble_offsets"].any()
+    out = model(gs, 0.3)
+    assert torch.equal(out["means"], gs["means"])
+    assert torch.allclose(out["scales"], gs["scales"].mean(-1, keepdim=True).expand(-1, 3))
+    assert torch.equal(out["quats"], torch.tensor([1.0, 0, 0, 0]).expand(100, 4))
+
+
+def test_offsets_interpolate_continuously():
+    model, gs = _model(num_frames=3)
+    gs["marble_offsets"] = torch.randn(100, 3, 3)
+    at = {t: model(gs, t)["means"] - gs["means"] for t in (0.0, 0.25, 0.5)}
+    assert torch.allclose(at[0.0], gs["marble_offsets"][:, 0])
+    assert torch.allclose(at[0.5], gs["marble_offsets"][:, 1])
+    assert torch.allclose(at[0.25], 0.5 * (at[0.0] + at[0.5]), atol=1e-6)
+
+
+def test_memory_cap():
+    model = MarblesMotionConfig(max_motion_floats=3000).setup(num_frames=10)
+    assert model.max_gaussians() == 100
+    with pytest.raises(ValueError, match="max_motion_floats"):
+        model.per_gaussian_params(_gaussians(101))
+
+
+def test_regularisers_zero_at_init_positive_when_moving():
+    model, gs = _model()
+    reg = model.regularization(gs, 0.5)
+    assert reg["velocity_smoothness"].item() == 0.0 and reg["isometry"].item() == 0.0
+    gs["marble_offsets"] = torch.randn(100, 5, 3)
+    reg = model.regularization(gs, 0.5)
+    assert reg["velocity_smoothness"].item() > 0 and reg["isometry"].item() > 0

@@ -1,0 +1,255 @@
+"""Torch backend vs the dense reference: outputs and gradients on tiny random scenes, every render mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
+
+from dynsplat_ns.render import RENDER_MODES, rasterize
+from dynsplat_ns.render.dense_reference import dense_rasterize
+from dynsplat_ns.render.pairs import build_pairs
+from dynsplat_ns.render.projection import project_gaussians
+
+COLOR_CONFIGS = {
+    "rgb": dict(channels=3),
+    "d5": dict(channels=5),
+    "sh0": dict(sh_degree=0),
+    "sh3": dict(sh_degree=3),
+    "sh3-per-camera": dict(sh_degree=3, per_camera_colors=True),
+    "d5-per-camera": dict(channels=5, per_camera_colors=True),
+}
+
+
+def _render_both(scene, render_mode, dense_chunk=None):
+    torch_scene = with_grads(scene)
+    dense_scene = with_grads(scene)
+    render_t, alpha_t, _ = rasterize(**torch_scene, render_mode=render_mode, backend="torch")
+    render_d, alpha_d = dense_rasterize(**dense_scene, render_mode=render_mode, pixel_chunk=dense_chunk)
+    return (render_t, alpha_t, torch_scene), (render_d, alpha_d, dense_scene)
+
+
+def _grads(render, alpha, scene, cot_render, cot_alpha):
+    loss = (render * cot_render).sum() + (alpha * cot_alpha).sum()
+    leaves = [scene[k] for k in GRAD_KEYS]
+    return torch.autograd.grad(loss, leaves, allow_unused=True)
+
+
+@pytest.mark.parametrize("render_mode", RENDER_MODES)
+@pytest.mark.parametrize("colors", list(COLOR_CONFIGS))
+def test_outputs_and_grads_match_dense_fp64(render_mode, colors):
+    scene = random_scene(n=30, n_cams=2, width=24, height=20, seed=3, **COLOR_CONFIGS[colors])
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, render_mode)
+
+    assert render_t.shape == render_d.shape
+    assert alpha_t.shape == (2, 20, 24, 1)
+    assert alpha_d.max() > 0.5, "scene should be visibly covered"
+    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+
+    gen = torch.Generator().manual_seed(7)
+    cot_render = torch.randn(render_t.shape, generator=gen, dtype=render_t.dtype)
+    cot_alpha = torch.randn(alpha_t.shape, generator=gen, dtype=alpha_t.dtype)
+    grads_t = _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha)
+    grads_d = _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha)
+    for key, g_t, g_d in zip(GRAD_KEYS, grads_t, grads_d, strict=True):
+        if g_d is None:  # e.g. colours in the depth-only modes
+            assert g_t is None or torch.count_nonzero(g_t) == 0, key
+            continue
+        assert g_t is not None, key
+        assert torch.count_nonzero(g_d) > 0, f"{key}: reference gradient is all zero, the test would be vacuous"
+        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+
+
+def test_outputs_and_grads_match_dense_fp32():
+    scene64 = random_scene(n=40, n_cams=2, width=24, height=20, sh_degree=2, seed=11)
+    scene = {k: (v.float() if isinstance(v, torch.Tensor) else v) for k, v in scene64.items()}
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+ED", dense_chunk=97)
+    assert render_t.dtype == torch.float32
+    torch.testing.assert_close(render_t, render_d, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-4, atol=1e-4)
+    gen = torch.Generator().manual_seed(1)
+    cot_render = torch.randn(render_t.shape, generator=gen)
+    cot_alpha = torch.randn(alpha_t.shape, generator=gen)
+    for key, g_t, g_d in zip(
+        GRAD_KEYS,
+        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
+        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
+        strict=True,
+    ):
+        scale = g_d.abs().max().clamp(min=1.0)
+        torch.testing.assert_close(g_t / scale, g_d / scale, rtol=1e-4, atol=1e-4, msg=f"gradient of {key}")
+
+
+@pytest.mark.parametrize("depth_batches", ["one", "several"])
+def test_crowded_scene_exercises_early_stop_and_matches_dense(depth_batches, monkeypatch):
+    """Many opaque, overlapping Gaussians: most pixels stop early, alpha saturates at 0.999 near the centres of the
+    fully opaque ones, and both renderers must agree. With several depth batches, Gaussians behind stopped pixels
+    are skipped and transmittance is carried from batch to batch."""
+    import dynsplat_ns.render.pairs as pairs_module
+
+    if depth_batches == "several":
+        monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
+    scene = random_scene(n=300, n_cams=1, width=16, height=12, seed=5)
+    scene["opacities"] = torch.full_like(scene["opacities"], 0.97)
+    scene["opacities"][::3] = 1.0
+    scene["scales"] = scene["scales"] * 2.5
+    proj = project_gaussians(
+        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 16, 12
+    )
+    pairs = build_pairs(
+        proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 16, 12
+    )
+    assert (pairs.trans_final < 1e-3).sum() > 150, "expected most pixels to saturate"
+    if depth_batches == "several":
+        assert len(pairs.batches) == 4 and pairs.n_skipped > 0
+
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
+    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+    cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
+    for key, g_t, g_d in zip(
+        GRAD_KEYS,
+        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
+        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+
+
+@pytest.mark.parametrize("depth_batches", ["one", "several"])
+def test_pairs_are_sorted_by_pixel_then_depth(depth_batches, monkeypatch):
+    import dynsplat_ns.render.pairs as pairs_module
+
+    if depth_batches == "several":
+        monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
+    scene = random_scene(n=60, n_cams=1, width=24, height=20, seed=2)
+    proj = project_gaussians(
+        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 24, 20
+    )
+    pairs = build_pairs(proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 24, 20)
+    assert len(pairs.batches) == (1 if depth_batches == "one" else 4)
+    assert pairs.n_pairs > 100
+    nearest_behind = torch.full((24 * 20,), -float("inf"), dtype=torch.float64)  # deepest depth so far per pixel
+    for batch in pairs.batches:
+        pixel, gauss = batch.pixel.long(), batch.gauss.long()
+        assert torch.all(pixel[1:] >= pixel[:-1])
+        same = pixel[1:] == pixel[:-1]
+        depth = proj.depths[0][gauss]
+        assert torch.all(depth[1:][same] >= depth[:-1][same])
+        assert torch.all(depth >= nearest_behind[pixel]), "a batch must lie behind the batches before it"
+        nearest_behind.scatter_reduce_(0, pixel, depth, reduce="amax")
+        assert torch.all(proj.radii[0][gauss] > 0)
+        assert torch.all(batch.alpha >= 1.0 / 255.0)
+        torch.testing.assert_close(batch.seg_count, torch.bincount(pixel, minlength=24 * 20))
+
+
+def test_chunking_and_wide_keys_do_not_change_results(monkeypatch):
+    """Tiny chunk budgets (many candidate chunks, many pixel-aligned pair chunks), several depth batches and int64
+    sort keys give the same renders and gradients as the defaults."""
+    import dynsplat_ns.render.composite as composite
+    import dynsplat_ns.render.pairs as pairs
+
+    scene = random_scene(n=40, n_cams=2, width=24, height=20, sh_degree=1, seed=9)
+    cot = None
+    results = []
+    for tiny in (False, True):
+        if tiny:
+            monkeypatch.setattr(pairs, "_CANDIDATE_CHUNK", 50)
+            monkeypatch.setattr(pairs, "_INT32_KEYS_BELOW", 0)
+            monkeypatch.setattr(pairs, "_SINGLE_BATCH_CANDIDATES", 0)
+            monkeypatch.setattr(composite, "_PAIR_CHUNK", 7)
+        leaves = with_grads(scene)
+        render, alpha, _ = rasterize(**leaves, render_mode="RGB+D", absgrad=True, backend="torch")
+        if cot is None:
+            cot = (torch.randn_like(render), torch.randn_like(alpha))
+        results.append((render, alpha, _grads(render, alpha, leaves, *cot)))
+    (r0, a0, g0), (r1, a1, g1) = results
+    torch.testing.assert_close(r1, r0, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(a1, a0, rtol=1e-12, atol=1e-12)
+    for key, x, y in zip(GRAD_KEYS, g1, g0, strict=True):
+        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12, msg=key)
+
+
+@pytest.mark.parametrize("case", ["no-gaussians", "all-culled", "one-pixel"])
+def test_degenerate_scenes(case):
+    scene = random_scene(n=10, n_cams=2, width=24, height=20, seed=0)
+    if case == "no-gaussians":
+        scene = {k: (v[..., :0, :] if k == "colors" else v[:0]) if k in GRAD_KEYS[:5] else v for k, v in scene.items()}
+    elif case == "all-culled":
+        scene["means"] = scene["means"] + torch.tensor([0.0, 0.0, 50.0], dtype=torch.float64)
+        scene["means"][:, 0] += 100.0
+    else:
+        scene.update(width=1, height=1)
+        scene["Ks"] = scene["Ks"].clone()
+        scene["Ks"][:, :2, :2] = torch.eye(2, dtype=torch.float64) * 3.0
+        scene["Ks"][:, :2, 2] = 0.5
+    leaves = with_grads(scene)
+    render, alpha, meta = rasterize(**leaves, render_mode="RGB+ED", backend="torch")
+    render_d, alpha_d = dense_rasterize(**scene, render_mode="RGB+ED")
+    torch.testing.assert_close(render, render_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha, alpha_d, rtol=1e-9, atol=1e-9)
+    (render.sum() + alpha.sum()).backward()
+    assert torch.isfinite(leaves["means"].grad).all()
+    if case == "one-pixel":
+        assert torch.all(alpha > 0.3)
+    else:
+        assert torch.all(alpha == 0) and torch.all(meta["radii"] == 0)
+        torch.testing.assert_close(render[..., :3], scene["backgrounds"][:, None, None, :].expand(2, 20, 24, 3))
+
+
+def test_saturated_alpha_matches_dense():
+    """Opaque Gaussians centred on pixel centres: alpha is clamped at 0.999 there (no gradient through the clamp)."""
+    dtype = torch.float64
+    gen = torch.Generator().manual_seed(4)
+    n, width, height, focal = 8, 16, 12, 14.0
+    pix_x = torch.randint(2, width - 2, (n,), generator=gen)
+    pix_y = torch.randint(2, height - 2, (n,), generator=gen)
+    pix = torch.stack([pix_x, pix_y], -1)
+    depth = torch.linspace(2.0, 3.4, n, dtype=dtype)
+    xy = (pix.to(dtype) + 0.5 - torch.tensor([width / 2, height / 2], dtype=dtype)) * depth[:, None] / focal
+    scene = {
+        "means": torch.cat([xy, depth[:, None]], -1),
+        "quats": torch.randn(n, 4, generator=gen, dtype=dtype),
+        "scales": torch.rand(n, 3, generator=gen, dtype=dtype) * 0.1 + 0.15,
+        "opacities": torch.tensor([1.0, 0.9995] * (n // 2), dtype=dtype),
+        "colors": torch.rand(n, 3, generator=gen, dtype=dtype),
+        "viewmats": torch.eye(4, dtype=dtype)[None],
+        "Ks": torch.tensor([[[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]], dtype=dtype),
+        "width": width,
+        "height": height,
+        "backgrounds": torch.rand(1, 3, generator=gen, dtype=dtype),
+    }
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB")
+    proj = project_gaussians(scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 16, 12)
+    pairs = build_pairs(proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 16, 12)
+    alphas = torch.cat([batch.alpha for batch in pairs.batches])
+    assert (alphas == 0.999).sum() >= n // 2, "the clamp should be active"
+    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
+    cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
+    for key, g_t, g_d in zip(
+        GRAD_KEYS,
+        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
+        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+
+
+def test_alive_pixel_counts_in_boxes():
+    """The integral-image box query used to skip Gaussians behind stopped pixels counts exactly."""
+    from dynsplat_ns.render.pairs import _alive_in_boxes, _RankedGaussians
+
+    gen = torch.Generator().manual_seed(0)
+    width, height, n = 13, 9, 200
+    alive = torch.rand(width * height, generator=gen) < 0.1  # sparse, so single-pixel counts occur
+    x0 = torch.randint(0, width, (n,), generator=gen)
+    y0 = torch.randint(0, height, (n,), generator=gen)
+    nx = torch.minimum(torch.randint(1, 6, (n,), generator=gen), width - x0)
+    ny = torch.minimum(torch.randint(1, 6, (n,), generator=gen), height - y0)
+    gs = _RankedGaussians(torch.arange(n), torch.zeros(n, 8), y0 * width + x0, nx, ny)
+    counts = _alive_in_boxes(alive, gs, torch.arange(n), width, height)
+    grid = alive.reshape(height, width)
+    expected = torch.tensor([int(grid[y : y + h, x : x + w].sum()) for x, y, w, h in zip(x0, y0, nx, ny, strict=True)])
+    assert torch.equal(counts, expected)
+    assert (expected == 1).any() and (expected == 0).any()
