@@ -1,7 +1,13 @@
 """Shared dataparser machinery: config knobs, background colours, file checks, time normalisation, parser base class.
 
-Every dynsplat dataparser (D-NeRF, and later LLFF / D2RF / EyefulTower) subclasses :class:`DynsplatDataParserConfig`
-and :class:`DynsplatDataParser` so that conventions are handled once:
+Every dynsplat dataparser (D-NeRF, LLFF, D2RF, EyefulTower) subclasses :class:`DynsplatDataParserConfig` and
+:class:`DynsplatDataParser` so that conventions are handled once:
+
+* A format implements :meth:`DynsplatDataParser.read_scene`, returning every frame as a :class:`~.scene.SceneFrames`;
+  the base (:mod:`.outputs`) does the rest: OpenCV/LLFF camera axes to OpenGL, nerfstudio's
+  ``auto_orient_and_center_poses``, scale, the split policy (:mod:`.subsets`: the format's split, a
+  ``split_indices.json`` override, ``train_fraction``/``train_count``), image checks, times, seed points, masks and
+  depth in ``metadata``.
 
 * Bad input raises :class:`~.errors.DataParserError` whose message names the offending file and the problem
   (re-exported here since every parser uses it).
@@ -32,6 +38,8 @@ from nerfstudio.data.scene_box import SceneBox
 from .errors import DataParserError
 from .images import check_image_sizes, downscale_images
 from .points import DEFAULT_POINT_RGB, random_seed_points, read_ply_points, transform_points
+from .scene import SPLITS, SceneFrames
+from .subsets import validate_subset_options
 
 __all__ = [
     "NAMED_COLORS",
@@ -78,13 +86,29 @@ class DynsplatDataParserConfig(DataParserConfig):
     alpha_color: str = "white"
     """Background for RGBA images: 'white', 'black', 'none' (keep alpha) or 'r,g,b' floats in [0, 1]."""
     seed_points: str = "random"
-    """Initial points: 'random' (uniform in the scene box) or a PLY file (x,y,z[,red,green,blue]) in dataset coords."""
+    """Initial points: 'random' (uniform in the scene box, or in the camera frustums between near/far bounds when
+    the format has them), 'sfm' (the format's SfM points), 'auto' (SfM points when present, else random) or a PLY
+    file (x,y,z[,red,green,blue]) in dataset coords."""
     num_random_points: int = 2_000
     """Number of seed points drawn when seed_points is 'random' (2000, as 4DGaussians' D-NeRF random init)."""
     random_seed: int = 0
     """Seed for the random seed points (same seed, same points)."""
     time_normalization: Literal["auto", "minmax"] = "auto"
     """Times to [0, 1]: 'auto' keeps times already in [0, 1] else rescales (warns); 'minmax' always rescales."""
+    orientation_method: Literal["up", "pca", "vertical", "none"] = "none"
+    """Rotate the world with nerfstudio's auto_orient_and_center_poses: 'up' (mean camera up → +z), 'pca',
+    'vertical', or 'none' (keep the dataset's axes). Computed on all frames, so every split shares it."""
+    center_method: Literal["poses", "focus", "none"] = "none"
+    """Move the origin to the mean camera centre ('poses'), the cameras' focus of attention ('focus') or nowhere."""
+    auto_scale_poses: bool = False
+    """Scale so that the farthest camera centre is 1 from the origin (before scale_factor)."""
+    train_fraction: float = 1.0
+    """Keep this fraction of the training frames, evenly spaced; the first and last are always kept."""
+    train_count: int | None = None
+    """Keep this many training frames (>= 2), evenly spaced, first and last included; None keeps all."""
+    split_indices: Path | None = None
+    """JSON {"train": [...], "test": [...]} (optional "val") of frame indices that overrides the format's split
+    (relative: data folder first). Default: DATA/split_indices.json when it exists."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -139,6 +163,11 @@ def validate_config(config: DynsplatDataParserConfig) -> None:
         raise ValueError(f"num_random_points={config.num_random_points!r}: must be >= 0")
     if config.time_normalization not in ("auto", "minmax"):
         raise ValueError(f"time_normalization={config.time_normalization!r}: must be 'auto' or 'minmax'")
+    if config.orientation_method not in ("up", "pca", "vertical", "none"):
+        raise ValueError(f"orientation_method={config.orientation_method!r}: must be 'up', 'pca', 'vertical' or 'none'")
+    if config.center_method not in ("poses", "focus", "none"):
+        raise ValueError(f"center_method={config.center_method!r}: must be 'poses', 'focus' or 'none'")
+    validate_subset_options(config.train_fraction, config.train_count)
     parse_alpha_color(config.alpha_color)
 
 
@@ -239,8 +268,9 @@ def count_frames(times: Sequence[float] | np.ndarray | torch.Tensor | None) -> i
 
 @dataclass
 class DynsplatDataParser(DataParser):
-    """Base class for dynsplat dataparsers: subclasses implement ``_generate_dataparser_outputs`` with the helpers
-    below (data-folder check, image preparation, seed points, common metadata)."""
+    """Base class for dynsplat dataparsers: a format implements :meth:`read_scene` (every frame as
+    :class:`~.scene.SceneFrames`) and the base builds the outputs (:mod:`.outputs`). Parsers that still override
+    ``_generate_dataparser_outputs`` use the helpers below (data-folder check, images, seed points, metadata)."""
 
     config: DynsplatDataParserConfig
     includes_time: bool = True
@@ -250,8 +280,21 @@ class DynsplatDataParser(DataParser):
         validate_config(config)
         self.alpha_color: torch.Tensor | None = parse_alpha_color(config.alpha_color)
 
-    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any):
+    def read_scene(self, split: str) -> SceneFrames:
+        """Read every frame of the dataset (the format-specific part; see :class:`~.scene.SceneFrames`).
+
+        Args:
+            split: The split being parsed, for formats that only need some files for it (most read everything).
+        """
         raise NotImplementedError(f"{type(self).__name__} does not read any dataset format; use a subclass")
+
+    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any):
+        """Outputs for ``split`` ("train", "val" or "test") from :meth:`read_scene` (see :mod:`.outputs`)."""
+        from .outputs import build_outputs  # outputs imports this module
+
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return build_outputs(self, self.read_scene(split), split)
 
     @property
     def data_dir(self) -> Path:
@@ -275,10 +318,13 @@ class DynsplatDataParser(DataParser):
         return files, (max(1, width // factor), max(1, height // factor))
 
     def seed_ply_path(self) -> Path | None:
-        """The PLY named by ``seed_points`` (data folder first, then the working directory), or None for random."""
+        """The PLY named by ``seed_points`` (data folder first, then the working directory), or None for
+        'random' / 'auto' / 'sfm' (formats with SfM points handle those in :mod:`.outputs`)."""
         spec = str(self.config.seed_points).strip()
-        if spec.lower() == "random":
+        if spec.lower() in ("random", "auto"):
             return None
+        if spec.lower() == "sfm":
+            raise DataParserError(Path(self.config.data), "seed_points='sfm' but this dataset has no SfM points")
         path = Path(spec).expanduser()
         if not path.is_absolute() and (Path(self.config.data) / path).is_file():
             return Path(self.config.data) / path
@@ -314,6 +360,7 @@ class DynsplatDataParser(DataParser):
         transform: torch.Tensor | None = None,
         scale: float = 1.0,
         train_times: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> dict[str, Any]:
         """Metadata every dynsplat parser reports.
 
@@ -323,13 +370,14 @@ class DynsplatDataParser(DataParser):
             scale: Dataparser scale applied to PLY seed points.
             train_times: Normalised times of the *train* split, whichever split is being parsed, so that the model
                 sees the same ``num_frames`` for every split (None: a static scene, one frame).
+            points: Seed points ``(xyz, rgb)`` already chosen by the caller (default: :meth:`seed_points`).
 
         Returns:
             ``points3D_xyz`` (float32 ``[M, 3]``), ``points3D_rgb`` (uint8 ``[M, 3]``), ``times_normalized`` (True),
             ``num_frames`` (number of distinct training times, at least 1) and, unless ``alpha_color`` is 'none',
             ``background_color`` (float32 ``[3]``).
         """
-        xyz, rgb = self.seed_points(scene_box, transform, scale)
+        xyz, rgb = self.seed_points(scene_box, transform, scale) if points is None else points
         metadata: dict[str, Any] = {
             "points3D_xyz": xyz,
             "points3D_rgb": rgb,

@@ -16,21 +16,17 @@ convention too, so poses go in unchanged apart from ``scale_factor``.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from nerfstudio.cameras.cameras import Cameras, CameraType
-from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
-from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from .base import DynsplatDataParser, DynsplatDataParserConfig, load_json, normalize_times
+from .base import DynsplatDataParser, DynsplatDataParserConfig, load_json
+from .dnerf_scene import read_dnerf_scene
 from .errors import DataParserError
 
 #: Extensions taken as already present in ``file_path``; anything else gets ``.png`` appended.
@@ -162,65 +158,7 @@ class DNeRF(DynsplatDataParser):
             self._splits[split] = read_transforms(self.data_dir, self._transforms_file(split))
         return self._splits[split]
 
-    def _time_range(self, split: str) -> tuple[float, float]:
-        """Min and max raw time over every split file that exists (so all splits share one time scale)."""
-        times = [f.time for f in self._split_meta(split).frames]
-        for other in SPLITS:
-            if other != split and (self.data_dir / f"transforms_{other}.json").exists():
-                times += [f.time for f in self._split_meta(other).frames]
-        return min(times), max(times)
-
-    def _normalized_times(self, split: str) -> np.ndarray:
-        """``split``'s times mapped to [0, 1] with the range shared by all splits (float32 ``[N]``)."""
-        times = [f.time for f in self._split_meta(split).frames]
-        return normalize_times(times, self._time_range(split), self.config.time_normalization, self.data_dir)
-
-    def _train_times(self, split: str) -> np.ndarray:
-        """The train split's normalised times while parsing ``split`` (they give ``num_frames`` for every split)."""
-        source = self.data_dir / "transforms_train.json"
-        if not source.exists():
-            raise DataParserError(source, f"file not found (its times give num_frames, even for the {split} split)")
-        with warnings.catch_warnings():  # same shared range as ``split``'s times: any rescaling warning was given
-            warnings.simplefilter("ignore", UserWarning)
-            return self._normalized_times("train")
-
-    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
-        meta = self._split_meta(split)
-        for frame in meta.frames:
-            if not frame.image.is_file():
-                problem = f"image file not found (referenced by {frame.where} of {meta.source.name})"
-                raise DataParserError(frame.image, problem)
-        times = self._normalized_times(split)
-        train_times = times if split == "train" else self._train_times(split)
-        filenames, (width, height) = self.prepare_images([f.image for f in meta.frames])
-        focal = 0.5 * width / math.tan(0.5 * meta.camera_angle_x)
-
-        scale = float(self.config.scale_factor)
-        c2w = torch.from_numpy(np.stack([f.c2w[:3, :4] for f in meta.frames])).float()
-        c2w[:, :3, 3] *= scale
-        cameras = Cameras(
-            camera_to_worlds=c2w,
-            fx=focal,
-            fy=focal,
-            cx=width / 2.0,
-            cy=height / 2.0,
-            width=width,
-            height=height,
-            camera_type=CameraType.PERSPECTIVE,
-            times=torch.from_numpy(times)[:, None],
-        )
-        bound = float(self.config.scene_bound) * scale
-        scene_box = SceneBox(aabb=torch.tensor([[-bound] * 3, [bound] * 3], dtype=torch.float32))
-        transform = torch.eye(4, dtype=torch.float32)[:3, :]
-        return DataparserOutputs(
-            image_filenames=filenames,
-            cameras=cameras,
-            alpha_color=None if self.alpha_color is None else self.alpha_color.clone(),
-            scene_box=scene_box,
-            metadata=self.common_metadata(scene_box, transform, scale, train_times=train_times),
-            dataparser_transform=transform,
-            dataparser_scale=scale,
-        )
+    read_scene = read_dnerf_scene
 
 
 dnerf_dataparser = DataParserSpecification(

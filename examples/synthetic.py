@@ -264,9 +264,27 @@ def render_rgba(
         ``[H, W, 4]`` float32 in [0, 1], *straight* (not premultiplied) RGB and coverage alpha, as PNGs store it.
     """
     origin, dirs = camera_rays(c2w, width, height, focal, supersample)
+    return trace_rays(scene, origin, dirs, t)["rgba"]
+
+
+def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> dict[str, np.ndarray]:
+    """Ray-cast the scene at time ``t`` along arbitrary rays (any camera model).
+
+    Args:
+        scene: The scene.
+        origin: Ray origin ``[3]`` (the camera centre).
+        dirs: Unit directions ``[H, W, S, 3]`` (``S`` samples per pixel, averaged).
+        t: Time in [0, 1].
+
+    Returns:
+        ``rgba`` ``[H, W, 4]`` float32 (straight RGB, coverage alpha), ``distance`` ``[H, W]`` (mean hit distance
+        along the ray over the samples that hit, NaN where none does) and ``moving`` ``[H, W]`` (fraction of samples
+        whose first hit is a sphere, i.e. the dynamic part of the scene when ``scene.motion``).
+    """
     best_t, box_normal, _ = intersect_box(origin, dirs, np.asarray(scene.box.lo), np.asarray(scene.box.hi))
     albedo = np.broadcast_to(np.asarray(scene.box.color), dirs.shape).copy()
     normal = box_normal
+    on_sphere = np.zeros(best_t.shape, dtype=bool)
     for sphere, center in zip(scene.spheres, scene.sphere_centers(t), strict=True):
         t_s, hit = intersect_sphere(origin, dirs, center, sphere.radius)
         closer = hit & (t_s < best_t)
@@ -274,6 +292,7 @@ def render_rgba(
         n_s = (origin + dirs * np.where(closer, t_s, 0.0)[..., None] - center) / sphere.radius
         normal = np.where(closer[..., None], n_s, normal)
         albedo = np.where(closer[..., None], np.asarray(sphere.color), albedo)
+        on_sphere |= closer
     hit_any = np.isfinite(best_t)
     light = np.asarray(scene.light_dir, dtype=np.float64)
     light /= np.linalg.norm(light)
@@ -283,7 +302,10 @@ def render_rgba(
     alpha = hit_any.mean(axis=-1)  # coverage over the k*k samples
     premult = shade.mean(axis=-2)
     rgb = np.where(alpha[..., None] > 0, premult / np.maximum(alpha, 1e-12)[..., None], 0.0)
-    return np.concatenate([np.clip(rgb, 0.0, 1.0), alpha[..., None]], axis=-1).astype(np.float32)
+    rgba = np.concatenate([np.clip(rgb, 0.0, 1.0), alpha[..., None]], axis=-1).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        distance = np.where(hit_any, best_t, 0.0).sum(axis=-1) / hit_any.sum(axis=-1)
+    return {"rgba": rgba, "distance": distance, "moving": on_sphere.mean(axis=-1)}
 
 
 def project_points(points: np.ndarray, c2w: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -300,3 +322,158 @@ def project_points(points: np.ndarray, c2w: np.ndarray, width: int, height: int,
     out = np.stack([x, y], axis=-1)
     out[depth <= 0] = np.nan
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# General camera models (for the LLFF / D2RF / EyefulTower generators)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _pixel_grid(width: int, height: int, supersample: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel sample coordinates ``(u, v)`` each ``[H, W, k*k]`` (pixel centres at +0.5, nerfstudio's cx, cy)."""
+    k = int(supersample)
+    offs = (np.arange(k) + 0.5) / k
+    u = (np.arange(width)[:, None] + offs[None, :]).reshape(-1)
+    v = (np.arange(height)[:, None] + offs[None, :]).reshape(-1)
+    uu, vv = np.meshgrid(u, v, indexing="xy")
+    shape = (height, k, width, k)
+    return tuple(a.reshape(shape).transpose(0, 2, 1, 3).reshape(height, width, k * k) for a in (uu, vv))
+
+
+def _undistort_fisheye(xd: np.ndarray, yd: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV fisheye: distorted normalised coordinates → unit ray directions in OpenCV camera axes (x, y, z)."""
+    theta_d = np.hypot(xd, yd)
+    theta = theta_d.copy()
+    for _ in range(30):  # Newton on theta * (1 + k1 θ² + k2 θ⁴ + k3 θ⁶ + k4 θ⁸) = theta_d
+        t2 = theta * theta
+        poly = 1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3])))
+        dpoly = 1 + t2 * (3 * k[0] + t2 * (5 * k[1] + t2 * (7 * k[2] + t2 * 9 * k[3])))
+        theta = theta - (theta * poly - theta_d) / dpoly
+    scale = np.where(theta_d > 1e-12, np.sin(theta) / np.maximum(theta_d, 1e-12), 1.0)
+    return np.stack([xd * scale, yd * scale, np.cos(theta)], axis=-1), theta
+
+
+def _undistort_brown(xd: np.ndarray, yd: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """OpenCV radial-tangential (k1, k2, p1, p2, k3): distorted normalised coords → unit rays ``[..., 3]``."""
+    k1, k2, p1, p2, k3 = k
+    x, y = xd.copy(), yd.copy()
+    for _ in range(40):  # fixed point: x = (xd - tangential) / radial
+        r2 = x * x + y * y
+        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        x, y = (xd - dx) / radial, (yd - dy) / radial
+    dirs = np.stack([x, y, np.ones_like(x)], axis=-1)
+    return dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+
+
+def model_rays(
+    c2w: np.ndarray, width: int, height: int, fx: float, fy: float, cx: float, cy: float,
+    model: str = "PINHOLE", params: tuple[float, ...] = (), supersample: int = 1,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """World rays of a camera with nerfstudio-style intrinsics and an OpenCV lens model.
+
+    Args:
+        c2w: OpenGL camera-to-world ``[4, 4]`` (or ``[3, 4]``).
+        width: Image width in pixels.
+        height: Image height in pixels.
+        fx: Focal length x in pixels.
+        fy: Focal length y in pixels.
+        cx: Principal point x (nerfstudio convention: the image centre is ``width / 2``).
+        cy: Principal point y.
+        model: ``"PINHOLE"``, ``"OPENCV"`` (params k1, k2, p1, p2[, k3]) or ``"OPENCV_FISHEYE"`` (k1..k4).
+        params: Distortion parameters of ``model``.
+        supersample: ``k`` → ``k×k`` samples per pixel.
+
+    Returns:
+        ``(origin [3], directions [H, W, k*k, 3], valid [H, W, k*k])``; ``valid`` is False where a fisheye ray
+        would point behind the camera.
+    """
+    u, v = _pixel_grid(width, height, supersample)
+    xd, yd = (u - cx) / fx, (v - cy) / fy
+    valid = np.ones(xd.shape, dtype=bool)
+    if model == "OPENCV_FISHEYE":
+        dirs_cv, theta = _undistort_fisheye(xd, yd, np.asarray(list(params) + [0.0] * 4, dtype=np.float64)[:4])
+        valid = theta < np.pi / 2 - 1e-3
+    elif model == "OPENCV":
+        dirs_cv = _undistort_brown(xd, yd, np.asarray(list(params) + [0.0] * 5, dtype=np.float64)[:5])
+    elif model == "PINHOLE":
+        dirs_cv = np.stack([xd, yd, np.ones_like(xd)], axis=-1)
+        dirs_cv /= np.linalg.norm(dirs_cv, axis=-1, keepdims=True)
+    else:
+        raise ValueError(f"unknown camera model {model!r}")
+    c2w = np.asarray(c2w, dtype=np.float64)
+    rot_cv = c2w[:3, :3] @ np.diag([1.0, -1.0, -1.0])  # OpenGL camera axes → OpenCV camera axes
+    return c2w[:3, 3].copy(), dirs_cv @ rot_cv.T, valid
+
+
+def over_background(rgba: np.ndarray, background: tuple[float, float, float]) -> np.ndarray:
+    """Composite straight RGBA ``[H, W, 4]`` over a colour: opaque RGB ``[H, W, 3]`` float in [0, 1]."""
+    alpha = rgba[..., 3:4]
+    return rgba[..., :3] * alpha + np.asarray(background, dtype=np.float32) * (1.0 - alpha)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] → uint8."""
+    return np.clip(np.round(np.asarray(image) * 255.0), 0, 255).astype(np.uint8)
+
+
+def forward_facing_poses(
+    n: int, distance: float = 4.0, spread: float = 0.6, height: float = 0.8, seed: int = 0
+) -> list[np.ndarray]:
+    """OpenGL camera-to-worlds of a forward-facing capture (LLFF style): cameras on a small patch of a plane in front
+    of the scene (along -y, slightly above), all looking at the origin, in a smooth serpentine order."""
+    rng = np.random.default_rng(seed)
+    cols = max(1, int(np.ceil(np.sqrt(n))))
+    out = []
+    for i in range(n):
+        row, col = divmod(i, cols)
+        col = col if row % 2 == 0 else cols - 1 - col
+        fx = (col / max(cols - 1, 1) - 0.5) * 2 * spread
+        fz = (row / max((n - 1) // cols, 1) - 0.5) * spread
+        jitter = rng.uniform(-0.05, 0.05, size=3) * spread
+        eye = np.array([fx, -distance, height + fz]) + jitter
+        out.append(look_at(eye))
+    return out
+
+
+def opengl_to_llff(c2w: np.ndarray) -> np.ndarray:
+    """OpenGL ``[3|4, 4]`` camera-to-world → LLFF's ``[3, 4]`` with rotation columns [down, right, back]."""
+    c2w = np.asarray(c2w, dtype=np.float64)[:3, :4]
+    return np.concatenate([-c2w[:, 1:2], c2w[:, 0:1], c2w[:, 2:4]], axis=1)
+
+
+def depth_bounds(scene: Scene, c2w: np.ndarray, t: float = 0.0, margin: float = 0.25) -> tuple[float, float]:
+    """Near/far depths (along the viewing axis) of the scene's spheres and box corners seen from ``c2w``."""
+    c2w = np.asarray(c2w, dtype=np.float64)
+    lo, hi = np.asarray(scene.box.lo), np.asarray(scene.box.hi)
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    centers = scene.sphere_centers(t)
+    radii = np.array([s.radius for s in scene.spheres])
+    forward = -c2w[:3, 2]
+    d_box = (corners - c2w[:3, 3]) @ forward
+    d_sph = (centers - c2w[:3, 3]) @ forward
+    near = min(d_box.min(), (d_sph - radii).min()) - margin
+    far = max(d_box.max(), (d_sph + radii).max()) + margin
+    return max(near, 0.05), far
+
+
+def surface_points(scene: Scene, n: int, t: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random points on the spheres (at time ``t``) and the box top with their shaded colours (a fake SfM cloud).
+
+    Returns:
+        ``(xyz float64 [n, 3], rgb uint8 [n, 3])``.
+    """
+    rng = np.random.default_rng(seed)
+    n_box = n // 2
+    lo, hi = np.asarray(scene.box.lo), np.asarray(scene.box.hi)
+    box = np.stack([rng.uniform(lo[0], hi[0], n_box), rng.uniform(lo[1], hi[1], n_box), np.full(n_box, hi[2])], 1)
+    box_rgb = np.tile(np.asarray(scene.box.color), (n_box, 1))
+    which = rng.integers(0, len(scene.spheres), n - n_box)
+    dirs = rng.normal(size=(n - n_box, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    centers, radii = scene.sphere_centers(t), np.array([s.radius for s in scene.spheres])
+    sph = centers[which] + dirs * radii[which, None]
+    sph_rgb = scene.sphere_colors()[which]
+    xyz = np.concatenate([box, sph])
+    return xyz, to_uint8(np.concatenate([box_rgb, sph_rgb]))
