@@ -113,6 +113,7 @@ def make_dnerf_scene(
     png_ext: bool = False,
     overwrite: bool = False,
     scene: Scene | None = None,
+    motion_scale: float = 1.0,
 ) -> Path:
     """Render the synthetic scene and write it in the D-NeRF layout.
 
@@ -127,7 +128,8 @@ def make_dnerf_scene(
         supersample: ``k×k`` samples per pixel for antialiasing (fractional alpha at edges); 1 disables it.
         png_ext: Write ``file_path`` with the ``.png`` extension (D-NeRF itself omits it).
         overwrite: Allow writing into a non-empty folder (replaces ``train/``, ``val/``, ``test/`` and the JSONs).
-        scene: Scene to render (default: :func:`synthetic.default_scene` with ``motion``).
+        scene: Scene to render (default: :func:`synthetic.default_scene` with ``motion`` and ``motion_scale``).
+        motion_scale: Multiplies the spheres' motion amplitudes of the default scene.
 
     Returns:
         The output folder.
@@ -137,7 +139,7 @@ def make_dnerf_scene(
     """
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, overwrite)
-    scene = default_scene(motion=motion) if scene is None else scene
+    scene = default_scene(motion=motion, motion_scale=motion_scale) if scene is None else scene
     focal = focal_from_angle(DNERF_CAMERA_ANGLE_X, size)
     counts = {"train": n_train, "val": n_val, "test": n_test}
     for split in SPLITS:
@@ -164,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-test", type=int, default=10, help="test frames (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="camera placement seed (default 0)")
     parser.add_argument("--static", action="store_true", help="spheres do not move (static control scene)")
+    parser.add_argument("--motion-scale", type=float, default=1.0, help="scale of the motion amplitudes (default 1)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k antialiasing samples per pixel (default 2)")
     parser.add_argument("--png-ext", action="store_true", help="write file_path with the .png extension")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
@@ -182,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             n_test=args.n_test,
             seed=args.seed,
             motion=not args.static,
+            motion_scale=args.motion_scale,
             supersample=args.supersample,
             png_ext=args.png_ext,
             overwrite=args.overwrite,

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -106,7 +106,7 @@ class Scene:
         return np.asarray([s.color for s in self.spheres], dtype=np.float64)
 
 
-def default_scene(motion: bool = True) -> Scene:
+def default_scene(motion: bool = True, motion_scale: float = 1.0) -> Scene:
     """The standard test scene: three coloured spheres moving above a grey slab.
 
     The motions have amplitudes of 0.4–0.6 world units (about a third to a half of the scene radius of 1.2), so a
@@ -114,6 +114,7 @@ def default_scene(motion: bool = True) -> Scene:
 
     Args:
         motion: Whether the spheres move.
+        motion_scale: Multiplies every motion amplitude (0.5 halves the paths; 1 is the standard scene).
 
     Returns:
         The scene (deterministic; it does not depend on any seed).
@@ -147,6 +148,9 @@ def default_scene(motion: bool = True) -> Scene:
         ),
     )
     box = Box(lo=(-0.8, -0.8, -0.75), hi=(0.8, 0.8, -0.45), color=(0.7, 0.7, 0.65))
+    if motion_scale != 1.0:
+        scaled = lambda amp: tuple(a * motion_scale for a in amp)  # noqa: E731
+        spheres = tuple(replace(s, amp_cos=scaled(s.amp_cos), amp_sin=scaled(s.amp_sin)) for s in spheres)
     return Scene(spheres=spheres, box=box, motion=motion)
 
 

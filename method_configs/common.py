@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.configs.base_config import ViewerConfig
-from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
@@ -64,7 +64,7 @@ def dynsplat_trainer_config(
         max_num_iterations=max_steps,
         mixed_precision=False,
         pipeline=DynsplatPipelineConfig(
-            datamanager=FullImageDatamanagerConfig(dataparser=DNeRFDataParserConfig(), cache_images_type="uint8"),
+            datamanager=DynsplatDatamanagerConfig(dataparser=DNeRFDataParserConfig(), cache_images_type="uint8"),
             model=model,
         ),
         optimizers={**gaussian_optimizers(max_steps), **model.motion.optimizer_configs(max_steps)},
