@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml | system-deps
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: install  ## run the test suite (CPU, no network)
+test: install  ## run the test suite (CPU, no network); installs Debian chromium for the browser test where it can
+	@sh scripts/install_chromium.sh
 	$(BIN)/python -m pytest -q tests
 
 lint: install

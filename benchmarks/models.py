@@ -33,10 +33,10 @@ def run_one(name: str, scene: Path, steps: int) -> dict:
     import importlib
 
     import torch
+    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
     from pytorch_msssim import SSIM
 
-    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
     from dynsplat_ns.models.quick_train import quick_train
 
     module, attr = METHODS[name].split(":")

@@ -7,7 +7,7 @@ fails without a CUDA device. When no CUDA device exists, we cache on the dataman
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Type
+from typing import Literal
 
 import torch
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
@@ -18,7 +18,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     """nerfstudio's full-image datamanager, safe on CPU-only torch."""
 
-    _target: Type = field(default_factory=lambda: DynsplatDatamanager)
+    _target: type = field(default_factory=lambda: DynsplatDatamanager)
     """Datamanager class to instantiate."""
 
 

@@ -12,7 +12,7 @@ by one at "Max res" once it stops. :func:`install` adds what is missing for our 
   "Max res" slider's initial value; nerfstudio's 512 takes seconds with the pure-torch rasterizer). Set the
   ``DYNSPLAT_VIEWER_MAX_RES`` environment variable to choose another value (on any device).
 * **A first view that shows the scene.** Viser starts every browser at a fixed pose near the origin, i.e. inside a
-  D-NeRF-sized scene; each new browser tab is moved to the first training camera instead.
+  D-NeRF-sized scene; each new browser tab is moved to the first training camera instead (just past its frustum).
 
 :func:`install` wraps ``nerfstudio.viewer.viewer.Viewer.__init__`` once per process and leaves viewers of other
 models alone; the method configs call it, so every ``ns-*`` command that loads a dynsplat method has it.
@@ -84,8 +84,13 @@ def is_dynsplat_pipeline(pipeline: Any) -> bool:
     return isinstance(model, DynamicSplatModel)
 
 
-def initial_view(pipeline: Any) -> dict[str, Any] | None:
+def initial_view(pipeline: Any, frustum_scale: float = 0.0) -> dict[str, Any] | None:
     """Viser camera settings that look through the first training camera, or None without training cameras.
+
+    Args:
+        pipeline: The pipeline the viewer shows (its ``datamanager.train_dataset.cameras``, ``model.scene_box``).
+        frustum_scale: ``ViewerConfig.camera_frustum_scale``: the viewpoint moves forward past the camera's own
+            frustum (its training image would otherwise cover the whole view), by at most 10% of the distance.
 
     Returns:
         ``{"position": (3,), "look_at": (3,), "up_direction": (3,), "fov": radians}`` in viser units; the up
@@ -107,12 +112,20 @@ def initial_view(pipeline: Any) -> dict[str, Any] | None:
     scene_box = getattr(getattr(pipeline, "model", None), "scene_box", None)
     center = scene_box.aabb.detach().cpu().double().numpy().mean(axis=0) if scene_box is not None else np.zeros(3)
     distance = max(float(np.linalg.norm(center - position)), 1e-3)
-    fy, height = float(cameras.fy[0].item()), float(cameras.height[0].item())
+    fx, fy, cx, cy, height = (
+        float(v.reshape(-1)[0]) for v in (cameras.fx, cameras.fy, cameras.cx, cameras.cy, cameras.height)
+    )
+    # nerfstudio draws the frustum with fov 2 atan(cx/fx) and aspect cx/cy; viser puts its image plane at depth
+    # scale / cbrt(tan(fov/2)^2 aspect / 3) (viser/client/src/ThreeAssets.tsx, CameraFrustum).
+    half = cx / fx
+    depth = max(frustum_scale, 0.0) / (half * half * (cx / cy) / 3.0) ** (1.0 / 3.0) / VISER_SCALE
+    step = min(1.5 * depth, 0.1 * distance)
+    fov = 2.0 * math.atan(height / (2.0 * fy))
     return {
-        "position": position * VISER_SCALE,
+        "position": (position + forward * step) * VISER_SCALE,
         "look_at": (position + forward * distance) * VISER_SCALE,
         "up_direction": up,
-        "fov": 2.0 * math.atan(height / (2.0 * fy)),
+        "fov": fov,
     }
 
 
@@ -122,7 +135,7 @@ def configure_viewer(viewer: Any) -> None:
     res = viewer_max_res(viewer.pipeline.model.device)
     if res is not None and control_panel is not None:
         control_panel._max_res.value = res
-    view = initial_view(viewer.pipeline)
+    view = initial_view(viewer.pipeline, frustum_scale=float(getattr(viewer.config, "camera_frustum_scale", 0.1)))
     if view is None:
         return
 

@@ -2,18 +2,21 @@
 # End-to-end demo on CPU: generate a moving-spheres scene (D-NeRF layout), train dynsplat-4dgs and the same model
 # with motion disabled, evaluate both (ns-eval JSON, compared by dynsplat-compare), render an orbit with render_time
 # (dynsplat-camera-path → ns-render mp4, with its novelty table), export a PLY and per-time PLYs.
-# Knobs (environment): DEMO_DIR (default demo_outputs), DEMO_STEPS (default 3000), DEMO_SIZE (default 80).
+# Knobs (environment): DEMO_DIR (default demo_outputs), DEMO_STEPS (default 5000), DEMO_SIZE (default 64),
+# DEMO_MOTION (motion amplitude scale of the generated scene, default 0.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TORCHDYNAMO_DISABLE=1
 OUT=${DEMO_DIR:-demo_outputs}
-STEPS=${DEMO_STEPS:-3000}
-SIZE=${DEMO_SIZE:-80}
+STEPS=${DEMO_STEPS:-5000}
+SIZE=${DEMO_SIZE:-64}
+MOTION=${DEMO_MOTION:-0.5}
 WARMUP=$((STEPS / 10))
 DATA="$OUT/data"
 RUNS="$OUT/runs"
 
-python examples/make_dnerf_scene.py "$DATA" --size "$SIZE" --n-train 60 --n-val 10 --n-test 10 --overwrite
+python examples/make_dnerf_scene.py "$DATA" --size "$SIZE" --n-train 60 --n-val 10 --n-test 10 \
+  --motion-scale "$MOTION" --overwrite
 
 train() {  # $1: run name, then extra model flags
   local name=$1; shift

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 
+from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.models.pipeline import DynsplatPipelineConfig
+from dynsplat_ns.viewer import install as install_viewer_integration
 
 DEFAULT_MAX_STEPS = 20000
+
+# nerfstudio's viewer: loopback by default (ns-viewer too), CPU-sized still frames, a first view of the scene.
+install_viewer_integration()
 
 
 # Initial learning rate of the means. Splatfacto uses 1.6e-4 for SfM-initialised, unit-scaled scenes; 3DGS scales it

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+
 from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
 
 

@@ -49,10 +49,11 @@ class HexPlaneMotionConfig(MotionModelConfig):
     """Weight of |1 − plane| on the time planes."""
     aabb_margin: float = 0.1
     """Relative margin added around the scene box that the planes cover."""
-    grid_lr: float = 1.6e-3
-    """Initial learning rate of the planes (decays ×0.01)."""
-    mlp_lr: float = 1.6e-4
-    """Initial learning rate of the decoder (decays ×0.01)."""
+    grid_lr: float = 1.6e-2
+    """Initial learning rate of the planes (decays ×0.01). 4DGS uses 1.6e-3 × its spatial lr scale over 14k steps;
+    ×10 lets the deformation form within a few thousand CPU steps (generated scene: 19.5 vs 17.4 dB at 1k steps)."""
+    mlp_lr: float = 1.6e-3
+    """Initial learning rate of the decoder (decays ×0.01); ×10 of 4DGS's for the same reason."""
 
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Adam with exponential decay for ``hexplane_grid`` and ``hexplane_mlp``."""
