@@ -8,14 +8,16 @@ reference with the speed-up. Every (config, renderer) runs in a fresh subprocess
 Counts: ``candidates`` are the window cells the torch backend evaluated, ``skipped Gaussians`` those it never
 evaluated because every pixel of their box had already stopped, ``composited pairs`` the (Gaussian, pixel) pairs
 that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the scene, not of the
-implementation). ``pairs/s`` = composited pairs / fwd+bwd seconds. The dense reference evaluates every visible
-Gaussian against every pixel; when that would take too long it is timed on a subset of the pixels and extrapolated
-linearly (marked in the table).
+implementation). ``pairs/s`` = composited pairs / fwd+bwd wall seconds. ``CPU s`` is the process CPU time of the
+same runs (all threads): on a shared, busy machine it is the steadier number (with ``--threads 1`` it is what the
+wall time would be on an idle core). The dense reference evaluates every visible Gaussian against every pixel; when
+that would take too long it is timed on a subset of the pixels and extrapolated linearly (marked in the table).
 
 Usage::
 
     python benchmarks/rasterizer.py            # full sweep: N in {1k, 10k, 50k} x {64^2, 128^2}
     python benchmarks/rasterizer.py --quick    # smaller sweep
+    python benchmarks/rasterizer.py --threads 1  # one torch thread per worker (robust on a busy machine)
 """
 
 from __future__ import annotations
@@ -110,14 +112,21 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None) 
             torch.autograd.backward([proj.means2d[0], proj.conics[0]], [means2d.grad, conics.grad])
 
     step()  # warm-up
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
         for p in params:
             p.grad = None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
-    out.update(seconds=statistics.median(times) * scale, runs=repeats, peak_rss_mb=_peak_rss_mb(), base_mb=baseline_mb)
+        cpu_times.append(time.process_time() - c0)
+    out.update(
+        seconds=statistics.median(times) * scale,
+        cpu_seconds=statistics.median(cpu_times) * scale,
+        runs=repeats,
+        peak_rss_mb=_peak_rss_mb(),
+        base_mb=baseline_mb,
+    )
     return out
 
 
@@ -159,19 +168,25 @@ def main() -> None:
     print(f"# Rasterizer benchmark (CPU, fwd+bwd, median of {repeats} runs after a warm-up)")
     print(f"load average at start: {load:.2f}; python {sys.version.split()[0]}\n")
     header = (
-        "| N | image | candidates | skipped Gaussians | composited pairs | torch fwd+bwd (s) | pairs/s "
-        "| torch peak RSS MB (+ over import) | dense fwd+bwd (s) | dense peak RSS MB | speed-up |"
+        "| N | image | candidates | skipped Gaussians | composited pairs | torch fwd+bwd wall s | torch CPU s "
+        "| pairs/s (wall) | torch peak RSS MB (+ over import) | dense fwd+bwd wall s | dense CPU s | dense peak RSS MB "
+        "| speed-up wall / CPU |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for n, size in configs:
         t = run_in_subprocess("torch", n, size, repeats, args.threads)
-        dense_cols = ["-", "-", "-"]
+        dense_cols = ["-", "-", "-", "-"]
         if not args.no_dense:
             d = run_in_subprocess("dense", n, size, max(1, min(repeats, 3)), args.threads)
             partial = d["dense_pixels"] < size * size
             note = f" (extrapolated from {d['dense_pixels']} of {size * size} px)" if partial else ""
-            dense_cols = [f"{d['seconds']:.3f}{note}", _fmt_rss(d), f"{d['seconds'] / t['seconds']:.1f}x"]
+            dense_cols = [
+                f"{d['seconds']:.3f}{note}",
+                f"{d['cpu_seconds']:.3f}",
+                _fmt_rss(d),
+                f"{d['seconds'] / t['seconds']:.0f}x / {d['cpu_seconds'] / t['cpu_seconds']:.0f}x",
+            ]
         row = [
             f"{n:,}",
             f"{size}x{size}",
@@ -179,6 +194,7 @@ def main() -> None:
             f"{t['n_skipped']:,}",
             _fmt_count(t["n_pairs"]),
             f"{t['seconds']:.3f}",
+            f"{t['cpu_seconds']:.3f}",
             f"{t['n_pairs'] / t['seconds'] / 1e6:.1f} M",
             _fmt_rss(t),
             *dense_cols,

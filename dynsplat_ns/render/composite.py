@@ -22,43 +22,36 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.pairs import ALPHA_MAX, CameraPairs, build_pairs, segment_chunks
+from dynsplat_ns.render.pairs import CameraPairs, build_pairs, segment_chunks
+from dynsplat_ns.render.rules import ALPHA_MAX
 
 __all__ = ["composite_pairs", "PairCompositor"]
 
 _PAIR_CHUNK = 1 << 20  # pairs processed at once in the per-pair forward/backward passes
 
 
-def _pair_geometry(columns: tuple[Tensor, ...], gauss: Tensor, pixel: Tensor, width: int, n_pix: int):
-    """Offsets and conics of pairs, recomputed in the backward exactly as the forward had them.
+def _pair_offsets(mean_x: Tensor, mean_y: Tensor, gauss: Tensor, pixel: Tensor, width: int, n_pix: int):
+    """Offsets ``d = mean2d - pixel centre`` of pairs, recomputed in the backward exactly as the forward had them.
 
     Args:
-        columns: Contiguous per-Gaussian (mean x, mean y, conic a, conic b, conic c, opacity). 6 x [N]
+        mean_x: Contiguous projected x of every Gaussian of the camera. [N]
+        mean_y: Contiguous projected y. [N]
         gauss: Gaussian of each pair. [K] int32
         pixel: Flat pixel of each pair. [K] int32
         width: Image width.
         n_pix: Pixels in the image (decides whether float32 decodes pixel indices exactly).
 
     Returns:
-        ``(dx, dy, conic_a, conic_b, conic_c, opacity)``, each [K], with ``d = mean2d - pixel centre``.
+        ``(dx, dy)``, each [K].
     """
-    mean_x, mean_y, conic_a, conic_b, conic_c, opacity = (col.index_select(0, gauss) for col in columns)
     dtype = mean_x.dtype
     work = torch.float32 if n_pix < 2**24 and dtype != torch.float64 else torch.float64
     pix = pixel.to(work)
     py = torch.floor(pix / width)  # exact: integers below 2^24 (float32) or 2^53 (float64)
     px = pix - py * width
-    dx = mean_x - (px.to(dtype) + 0.5)
-    dy = mean_y - (py.to(dtype) + 0.5)
-    return dx, dy, conic_a, conic_b, conic_c, opacity
-
-
-def _columns(means2d: Tensor, conics: Tensor, opacities: Tensor) -> tuple[Tensor, ...]:
-    """Contiguous per-Gaussian columns of one camera (fast 1D gathers). 6 x [N]"""
-    return (
-        means2d[:, 0].contiguous(), means2d[:, 1].contiguous(), conics[:, 0].contiguous(),
-        conics[:, 1].contiguous(), conics[:, 2].contiguous(), opacities.contiguous(),
-    )
+    dx = mean_x.index_select(0, gauss) - (px.to(dtype) + 0.5)
+    dy = mean_y.index_select(0, gauss) - (py.to(dtype) + 0.5)
+    return dx, dy
 
 
 class PairCompositor(torch.autograd.Function):
@@ -93,7 +86,7 @@ class PairCompositor(torch.autograd.Function):
                 for key, value in (("n_pairs", pairs.n_pairs), ("n_candidates", pairs.n_candidates)):
                     stats[key] = stats.get(key, 0) + value
                 stats["n_skipped"] = stats.get("n_skipped", 0) + pairs.n_skipped
-            feats_t = features[cam].t()  # [D, N]
+            feats_t = features[cam].t().contiguous()  # [D, N]
             for batch in pairs.batches:
                 for s, e in segment_chunks(batch.seg_start, batch.seg_count, len(batch.gauss), _PAIR_CHUNK):
                     gauss, pixel = batch.gauss[s:e], batch.pixel[s:e]
@@ -127,10 +120,10 @@ class PairCompositor(torch.autograd.Function):
 
         g_render = grad_render.reshape(n_cams, n_pix, n_ch).permute(0, 2, 1).contiguous()  # [C, D, P]
         g_alpha = grad_alpha.reshape(n_cams, n_pix)  # [C, P]
-        v_means = means2d.new_zeros(n_cams, n_gauss, 2)
+        # Per-Gaussian sums over pairs; the conic and opacity factors (constant per Gaussian) are applied at the end:
+        # dL/dmean = conic @ (sum u, sum w), dL/dconic = (sum u dx / 2, sum u dy, sum w dy / 2), dL/do = sum(.) / o.
+        sums = means2d.new_zeros(n_cams, 6, n_gauss)  # u, w, u dx, u dy, w dy, v_alpha * alpha
         v_abs = means2d.new_zeros(n_cams, n_gauss, 2) if ctx.absgrad else None
-        v_conics = conics.new_zeros(n_cams, n_gauss, 3)
-        v_opac = opacities.new_zeros(n_cams, n_gauss)
         v_feats = features.new_zeros(n_cams, n_ch, n_gauss)  # channel-major while accumulating
         v_bg = None
         if ctx.has_backgrounds and ctx.needs_input_grad[4]:
@@ -138,7 +131,7 @@ class PairCompositor(torch.autograd.Function):
 
         for cam in range(n_cams):
             pairs: CameraPairs = ctx.all_pairs[cam]
-            feats_t = features[cam].t()  # [D, N]
+            feats_t = features[cam].t().contiguous()  # [D, N]
             g_cam = g_render[cam]  # [D, P]
             # Per pixel, the part of R_i behind pair i's batch: starts as T_final * (bg . dL/drender - dL/dalpha)
             # and collects sum_j w_j q_j of each batch as the batches are visited back to front.
@@ -146,7 +139,8 @@ class PairCompositor(torch.autograd.Function):
             if backgrounds is not None:
                 behind = behind + (backgrounds[cam][:, None] * g_cam).sum(0)
             behind = (t_final[cam] * behind).to(torch.float64)  # [P]
-            columns = _columns(means2d[cam], conics[cam], opacities[cam])
+            mean_x, mean_y = means2d[cam, :, 0].contiguous(), means2d[cam, :, 1].contiguous()
+            conic_cols = [conics[cam, :, i].contiguous() for i in range(3)] if v_abs is not None else None
             for batch in reversed(pairs.batches):
                 seg_last = batch.seg_start + batch.seg_count - 1  # [P]
                 batch_wq = torch.zeros_like(behind) if want_geo else None  # [P]
@@ -172,24 +166,24 @@ class PairCompositor(torch.autograd.Function):
                     v_alpha = trans * q - (rest / (1.0 - alpha.to(torch.float64))).to(dtype)  # [K]
                     # alpha = min(0.999, o exp(-sigma)): no gradient where clamped; elsewhere alpha is the falloff,
                     # so d alpha / d o = alpha / o and d alpha / d sigma = -alpha.
-                    v_alpha = torch.where(alpha < ALPHA_MAX, v_alpha, torch.zeros_like(v_alpha))
-                    dx, dy, conic_a, conic_b, conic_c, opacity = _pair_geometry(columns, gauss, pixel, width, n_pix)
-                    v_opac[cam].index_add_(0, gauss, v_alpha * alpha / opacity)
-                    v_sigma = -v_alpha * alpha  # [K]
-                    u, w = v_sigma * dx, v_sigma * dy  # [K]
-                    gx = conic_a * u + conic_b * w  # dL/dmean_x
-                    gy = conic_b * u + conic_c * w  # dL/dmean_y
-                    v_means[cam, :, 0].index_add_(0, gauss, gx)
-                    v_means[cam, :, 1].index_add_(0, gauss, gy)
-                    if v_abs is not None:
-                        v_abs[cam, :, 0].index_add_(0, gauss, gx.abs())
-                        v_abs[cam, :, 1].index_add_(0, gauss, gy.abs())
-                    v_conics[cam, :, 0].index_add_(0, gauss, 0.5 * u * dx)
-                    v_conics[cam, :, 1].index_add_(0, gauss, u * dy)
-                    v_conics[cam, :, 2].index_add_(0, gauss, 0.5 * w * dy)
+                    v_alpha = torch.where(alpha < ALPHA_MAX, v_alpha, torch.zeros_like(v_alpha)) * alpha
+                    dx, dy = _pair_offsets(mean_x, mean_y, gauss, pixel, width, n_pix)
+                    u, w = v_alpha * dx, v_alpha * dy  # [K] = -(dL/dsigma) * d
+                    for row, value in enumerate((u, w, u * dx, u * dy, w * dy, v_alpha)):
+                        sums[cam, row].index_add_(0, gauss, value)
+                    if v_abs is not None:  # per-pixel |dL/dmean2d|, which needs the conic per pair
+                        conic_a, conic_b, conic_c = (col.index_select(0, gauss) for col in conic_cols)
+                        v_abs[cam, :, 0].index_add_(0, gauss, (conic_a * u + conic_b * w).abs())
+                        v_abs[cam, :, 1].index_add_(0, gauss, (conic_b * u + conic_c * w).abs())
                 if batch_wq is not None:
                     behind += batch_wq
 
+        # dsigma/dmean = conic @ d and dsigma/dconic = (dx^2 / 2, dx dy, dy^2 / 2); u, w carry -dL/dsigma * d.
+        sum_u, sum_w, sum_udx, sum_udy, sum_wdy, sum_va = sums.unbind(1)  # [C, N] each
+        conic_a, conic_b, conic_c = conics.unbind(-1)  # [C, N] each
+        v_means = -torch.stack([conic_a * sum_u + conic_b * sum_w, conic_b * sum_u + conic_c * sum_w], dim=-1)
+        v_conics = -torch.stack([0.5 * sum_udx, sum_udy, 0.5 * sum_wdy], dim=-1)  # [C, N, 3]
+        v_opac = torch.where(opacities > 0, sum_va / opacities, torch.zeros_like(sum_va))  # [C, N]
         if v_abs is not None and ctx.means2d_ref is not None:
             ctx.means2d_ref.absgrad = v_abs
         return (

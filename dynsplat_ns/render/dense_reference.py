@@ -16,8 +16,8 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
-from dynsplat_ns.render.pairs import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
 from dynsplat_ns.render.projection import project_gaussians
+from dynsplat_ns.render.rules import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
 
 __all__ = ["dense_composite_pixels", "dense_rasterize"]
 

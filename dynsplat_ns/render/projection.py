@@ -36,6 +36,19 @@ class Projection(NamedTuple):
     compensations: Tensor | None
 
 
+def _rotation(quats: Tensor) -> Tensor:
+    """Rotation matrices of (unnormalised) wxyz quaternions. [N, 4] -> [N, 3, 3]"""
+    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)  # [N] each
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(-1, 3, 3)
+
+
 def quat_scale_to_covar(quats: Tensor, scales: Tensor) -> Tensor:
     """World-space covariance ``R S S^T R^T`` from (unnormalised, wxyz) quaternions and scales.
 
@@ -46,16 +59,7 @@ def quat_scale_to_covar(quats: Tensor, scales: Tensor) -> Tensor:
     Returns:
         Covariance matrices. [N, 3, 3]
     """
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)  # [N] each
-    rot = torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)  # [N, 3, 3]
-    m = rot * scales[:, None, :]  # [N, 3, 3] = R S
+    m = _rotation(quats) * scales[:, None, :]  # [N, 3, 3] = R S
     return m @ m.transpose(-1, -2)
 
 
@@ -93,8 +97,9 @@ def project_gaussians(
     rot = viewmats[:, :3, :3]  # [C, 3, 3]
     trans = viewmats[:, :3, 3]  # [C, 3]
     means_c = torch.einsum("cij,nj->cni", rot, means) + trans[:, None, :]  # [C, N, 3]
-    covars = quat_scale_to_covar(quats, scales)  # [N, 3, 3]
-    covars_c = torch.einsum("cij,njk,clk->cnil", rot, covars, rot)  # [C, N, 3, 3]
+    # Covariance factor M = R(q) diag(s) in camera space (Sigma_cam = Mc Mc^T), as one GEMM per camera.
+    factor = _rotation(quats) * scales[:, None, :]  # [N, 3, 3]
+    factor_c = torch.einsum("cij,njk->cnik", rot, factor)  # [C, N, 3, 3]
 
     x, y, z = means_c.unbind(-1)  # [C, N] each
     depth_ok = (z >= near_plane) & (z <= far_plane)  # [C, N]
@@ -113,13 +118,13 @@ def project_gaussians(
     lim_y_neg = cy / fy + 0.3 * (0.5 * height / fy)
     tx = zs * torch.minimum(torch.maximum(x / zs, -lim_x_neg), lim_x_pos)  # [C, N]
     ty = zs * torch.minimum(torch.maximum(y / zs, -lim_y_neg), lim_y_pos)  # [C, N]
-    zero = torch.zeros_like(zs)
-    jac = torch.stack(
-        [fx / zs, zero, -fx * tx / (zs * zs), zero, fy / zs, -fy * ty / (zs * zs)], dim=-1
-    ).reshape(*zs.shape, 2, 3)  # [C, N, 2, 3]
-    cov2d = jac @ covars_c @ jac.transpose(-1, -2)  # [C, N, 2, 2]
+    # J = [[fx/z, 0, -fx tx/z^2], [0, fy/z, -fy ty/z^2]]; its rows times Mc, elementwise (tiny matmuls are slow).
+    rows_x = (fx / zs)[..., None] * factor_c[..., 0, :] - (fx * tx / (zs * zs))[..., None] * factor_c[..., 2, :]
+    rows_y = (fy / zs)[..., None] * factor_c[..., 1, :] - (fy * ty / (zs * zs))[..., None] * factor_c[..., 2, :]
+    # cov2d = (J Mc)(J Mc)^T, kept as its upper triangle (xx, xy, yy). [C, N] each
+    cov_xx, cov_xy, cov_yy = (rows_x * rows_x).sum(-1), (rows_x * rows_y).sum(-1), (rows_y * rows_y).sum(-1)
 
-    a, b, c = cov2d[..., 0, 0], 0.5 * (cov2d[..., 0, 1] + cov2d[..., 1, 0]), cov2d[..., 1, 1]  # [C, N]
+    a, b, c = cov_xx, cov_xy, cov_yy
     det_orig = a * c - b * b
     a, c = a + eps2d, c + eps2d
     det = a * c - b * b  # [C, N]

@@ -7,8 +7,8 @@ import torch
 from rasterize_testkit import random_scene
 
 from dynsplat_ns.render import rasterize
-from dynsplat_ns.render.pairs import ALPHA_MIN
 from dynsplat_ns.render.projection import project_gaussians
+from dynsplat_ns.render.rules import ALPHA_MIN
 
 KEYS = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
 

@@ -102,7 +102,7 @@ def test_crowded_scene_exercises_early_stop_and_matches_dense(depth_batches, mon
     )
     assert (pairs.trans_final < 1e-3).sum() > 150, "expected most pixels to saturate"
     if depth_batches == "several":
-        assert len(pairs.batches) == 4 and pairs.n_skipped > 0
+        assert len(pairs.batches) == 3 and pairs.n_skipped > 0
 
     (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
     torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
@@ -128,7 +128,7 @@ def test_pairs_are_sorted_by_pixel_then_depth(depth_batches, monkeypatch):
         scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 24, 20
     )
     pairs = build_pairs(proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 24, 20)
-    assert len(pairs.batches) == (1 if depth_batches == "one" else 4)
+    assert len(pairs.batches) == (1 if depth_batches == "one" else 3)
     assert pairs.n_pairs > 100
     nearest_behind = torch.full((24 * 20,), -float("inf"), dtype=torch.float64)  # deepest depth so far per pixel
     for batch in pairs.batches:
@@ -238,7 +238,8 @@ def test_saturated_alpha_matches_dense():
 
 def test_alive_pixel_counts_in_boxes():
     """The integral-image box query used to skip Gaussians behind stopped pixels counts exactly."""
-    from dynsplat_ns.render.pairs import _alive_in_boxes, _RankedGaussians
+    from dynsplat_ns.render.pairs import _alive_in_boxes
+    from dynsplat_ns.render.windows import RankedGaussians
 
     gen = torch.Generator().manual_seed(0)
     width, height, n = 13, 9, 200
@@ -247,9 +248,59 @@ def test_alive_pixel_counts_in_boxes():
     y0 = torch.randint(0, height, (n,), generator=gen)
     nx = torch.minimum(torch.randint(1, 6, (n,), generator=gen), width - x0)
     ny = torch.minimum(torch.randint(1, 6, (n,), generator=gen), height - y0)
-    gs = _RankedGaussians(torch.arange(n), torch.zeros(n, 8), y0 * width + x0, nx, ny)
+    gs = RankedGaussians(torch.arange(n), torch.zeros(8, n), y0 * width + x0, nx, ny)
     counts = _alive_in_boxes(alive, gs, torch.arange(n), width, height)
     grid = alive.reshape(height, width)
     expected = torch.tensor([int(grid[y : y + h, x : x + w].sum()) for x, y, w, h in zip(x0, y0, nx, ny, strict=True)])
     assert torch.equal(counts, expected)
     assert (expected == 1).any() and (expected == 0).any()
+
+
+def test_opaque_wall_in_front_skips_everything_behind(monkeypatch):
+    """Two huge opaque Gaussians in front stop every pixel in the first depth batch; all Gaussians of the later
+    batches are skipped without evaluation and the render still matches the dense reference."""
+    import dynsplat_ns.render.pairs as pairs_module
+
+    monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
+    dtype = torch.float64
+    gen = torch.Generator().manual_seed(3)
+    n_small, width, height, focal = 200, 24, 20, 20.0
+    depth = torch.cat([torch.tensor([1.0, 1.1], dtype=dtype), torch.rand(n_small, generator=gen, dtype=dtype) + 3.0])
+    xy = (torch.rand(n_small + 2, 2, generator=gen, dtype=dtype) - 0.5) * depth[:, None] * 1.1
+    xy[:2] = 0.0
+    scales = torch.rand(n_small + 2, 3, generator=gen, dtype=dtype) * 0.05 + 0.05
+    scales[:2] = 50.0  # walls: alpha ~ 0.999 over the whole image
+    scene = {
+        "means": torch.cat([xy, depth[:, None]], -1),
+        "quats": torch.randn(n_small + 2, 4, generator=gen, dtype=dtype),
+        "scales": scales,
+        "opacities": torch.cat([torch.ones(2, dtype=dtype), torch.full((n_small,), 0.5, dtype=dtype)]),
+        "colors": torch.rand(n_small + 2, 3, generator=gen, dtype=dtype),
+        "viewmats": torch.eye(4, dtype=dtype)[None],
+        "Ks": torch.tensor([[[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]]], dtype=dtype),
+        "width": width,
+        "height": height,
+        "backgrounds": torch.rand(1, 3, generator=gen, dtype=dtype),
+    }
+    proj = project_gaussians(
+        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], width, height
+    )
+    pairs = build_pairs(
+        proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], width, height
+    )
+    visible_small = int((proj.radii[0, 2:] > 0).sum())
+    assert len(pairs.batches) == 1 and visible_small > 100
+    assert pairs.n_skipped >= visible_small * 2 // 3  # everything outside the first depth batch
+    torch.testing.assert_close(pairs.trans_final, torch.full_like(pairs.trans_final, 1e-3))  # 1st wall only
+
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
+    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+    cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
+    for key, g_t, g_d in zip(
+        GRAD_KEYS,
+        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
+        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
+        strict=True,
+    ):
+        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
