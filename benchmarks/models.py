@@ -4,7 +4,7 @@ Each method trains in its own subprocess (so peak RSS is its own) with its regis
 and optimizers), for the same number of steps, then is scored on the test split. Prints a markdown table.
 
 Usage:
-    python benchmarks/models.py [--size 64] [--steps 1500] [--n-train 40] [--methods static,4dgs,som,marbles]
+    python benchmarks/models.py [--size 64] [--steps 1500] [--n-train 40] [--motion-scale 0.5] [--methods ...]
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=64, help="image size in pixels (default 64)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per method (default 1500)")
     ap.add_argument("--n-train", type=int, default=40, help="training frames (default 40)")
+    ap.add_argument("--motion-scale", type=float, default=0.5, help="scene motion amplitude scale (default 0.5)")
     ap.add_argument("--methods", default="static,4dgs,som,marbles", help="comma-separated subset")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
@@ -98,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        scene = make_dnerf_scene(Path(tmp) / "scene", size=args.size, n_train=args.n_train, n_val=4, n_test=10)
+        scene = make_dnerf_scene(
+            Path(tmp) / "scene", size=args.size, n_train=args.n_train, n_val=4, n_test=10,
+            motion_scale=args.motion_scale,
+        )
         for name in args.methods.split(","):
             env = {**os.environ, "TORCHDYNAMO_DISABLE": "1"}
             cmd = [sys.executable, __file__, "--run", name, "--scene", str(scene), "--steps", str(args.steps)]
@@ -108,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(f"done {name}", file=sys.stderr, flush=True)
-    print(f"\nscene: {args.size}px, {args.n_train} train / 10 test frames; {args.steps} steps each; CPU")
+    print(
+        f"\nscene: {args.size}px, motion scale {args.motion_scale}, {args.n_train} train / 10 test frames; "
+        f"{args.steps} steps each; CPU"
+    )
     print("| method | test PSNR (dB) | test SSIM | train s | peak RSS (MB) | Gaussians |")
     print("|---|---|---|---|---|---|")
     for r in rows:
