@@ -2,13 +2,13 @@
 # End-to-end demo on CPU: generate a moving-spheres scene (D-NeRF layout), train dynsplat-4dgs and the same model
 # with motion disabled, evaluate both (ns-eval JSON, compared by dynsplat-compare), render an orbit with render_time
 # (dynsplat-camera-path → ns-render mp4, with its novelty table), export a PLY and per-time PLYs.
-# Knobs (environment): DEMO_DIR (default demo_outputs), DEMO_STEPS (default 5000), DEMO_SIZE (default 64),
+# Knobs (environment): DEMO_DIR (default demo_outputs), DEMO_STEPS (default 3000), DEMO_SIZE (default 64),
 # DEMO_MOTION (motion amplitude scale of the generated scene, default 0.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TORCHDYNAMO_DISABLE=1
 OUT=${DEMO_DIR:-demo_outputs}
-STEPS=${DEMO_STEPS:-5000}
+STEPS=${DEMO_STEPS:-3000}
 SIZE=${DEMO_SIZE:-64}
 MOTION=${DEMO_MOTION:-0.5}
 WARMUP=$((STEPS / 10))
@@ -23,7 +23,7 @@ train() {  # $1: run name, then extra model flags
   ns-train dynsplat-4dgs --output-dir "$RUNS" --experiment-name spheres --timestamp "$name" \
     --machine.device-type cpu --vis tensorboard --max-num-iterations "$STEPS" \
     --steps-per-eval-all-images 100000 --steps-per-save "$STEPS" \
-    --pipeline.model.motion.static-warmup-steps "$WARMUP" "$@" \
+    --pipeline.model.motion.static-warmup-steps "$WARMUP" --pipeline.model.max-gaussians 10000 "$@" \
     dynsplat-dnerf --data "$DATA"
 }
 
