@@ -5,8 +5,8 @@ Prints a markdown table: for each (N Gaussians, image size) the forward+backward
 reference with the speed-up. Every (config, renderer) runs in a fresh subprocess, so peak RSS is per config
 (``import torch`` alone accounts for ~0.5 GB of it on this machine; the table also shows the increase over that).
 
-Counts: ``candidates`` are the window cells the torch backend evaluated, ``skipped Gaussians`` those it never
-evaluated because every pixel of their box had already stopped, ``composited pairs`` the (Gaussian, pixel) pairs
+Counts: ``candidates`` are the (pixel, slot) grid cells the torch backend evaluated, ``skipped`` the (block,
+Gaussian) intersections it never evaluated because every pixel of the block had already stopped, ``composited pairs`` the (Gaussian, pixel) pairs
 that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the scene, not of the
 implementation). ``pairs/s`` = composited pairs / fwd+bwd wall seconds. ``CPU s`` is the process CPU time of the
 same runs (all threads): on a shared, busy machine it is the steadier number (with ``--threads 1`` it is what the
@@ -168,7 +168,7 @@ def main() -> None:
     print(f"# Rasterizer benchmark (CPU, fwd+bwd, median of {repeats} runs after a warm-up)")
     print(f"load average at start: {load:.2f}; python {sys.version.split()[0]}\n")
     header = (
-        "| N | image | candidates | skipped Gaussians | composited pairs | torch fwd+bwd wall s | torch CPU s "
+        "| N | image | candidates | skipped | composited pairs | torch fwd+bwd wall s | torch CPU s "
         "| pairs/s (wall) | torch peak RSS MB (+ over import) | dense fwd+bwd wall s | dense CPU s | dense peak RSS MB "
         "| speed-up wall / CPU |"
     )

@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from dynsplat_ns.render.composite import composite_pairs
+from dynsplat_ns.render.cpu_allocator import tune_cpu_allocator
 from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
 from dynsplat_ns.render.meta import make_meta
 from dynsplat_ns.render.projection import project_gaussians
@@ -60,6 +61,8 @@ def rasterize_torch(
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1], meta)``.
     """
+    if means.device.type == "cpu":
+        tune_cpu_allocator()
     n_cams = viewmats.shape[0]
     proj = project_gaussians(
         means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,

@@ -7,9 +7,11 @@ import torch
 from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
 
 from dynsplat_ns.render import RENDER_MODES, rasterize
+from dynsplat_ns.render.blocks import block_lists, support_boxes
+from dynsplat_ns.render.composite import composite_pairs
 from dynsplat_ns.render.dense_reference import dense_rasterize
-from dynsplat_ns.render.pairs import build_pairs
 from dynsplat_ns.render.projection import project_gaussians
+from dynsplat_ns.render.torch_backend import rasterize_torch
 
 COLOR_CONFIGS = {
     "rgb": dict(channels=3),
@@ -81,32 +83,7 @@ def test_outputs_and_grads_match_dense_fp32():
         torch.testing.assert_close(g_t / scale, g_d / scale, rtol=1e-4, atol=1e-4, msg=f"gradient of {key}")
 
 
-@pytest.mark.parametrize("depth_batches", ["one", "several"])
-def test_crowded_scene_exercises_early_stop_and_matches_dense(depth_batches, monkeypatch):
-    """Many opaque, overlapping Gaussians: most pixels stop early, alpha saturates at 0.999 near the centres of the
-    fully opaque ones, and both renderers must agree. With several depth batches, Gaussians behind stopped pixels
-    are skipped and transmittance is carried from batch to batch."""
-    import dynsplat_ns.render.pairs as pairs_module
-
-    if depth_batches == "several":
-        monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
-    scene = random_scene(n=300, n_cams=1, width=16, height=12, seed=5)
-    scene["opacities"] = torch.full_like(scene["opacities"], 0.97)
-    scene["opacities"][::3] = 1.0
-    scene["scales"] = scene["scales"] * 2.5
-    proj = project_gaussians(
-        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 16, 12
-    )
-    pairs = build_pairs(
-        proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 16, 12
-    )
-    assert (pairs.trans_final < 1e-3).sum() > 150, "expected most pixels to saturate"
-    if depth_batches == "several":
-        assert len(pairs.batches) == 3 and pairs.n_skipped > 0
-
-    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
-    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
-    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+def _assert_grads_match(render_t, alpha_t, scene_t, render_d, alpha_d, scene_d, rtol=1e-7, atol=1e-9):
     cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
     for key, g_t, g_d in zip(
         GRAD_KEYS,
@@ -114,61 +91,111 @@ def test_crowded_scene_exercises_early_stop_and_matches_dense(depth_batches, mon
         _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
         strict=True,
     ):
-        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+        torch.testing.assert_close(g_t, g_d, rtol=rtol, atol=atol, msg=f"gradient of {key}")
 
 
-@pytest.mark.parametrize("depth_batches", ["one", "several"])
-def test_pairs_are_sorted_by_pixel_then_depth(depth_batches, monkeypatch):
-    import dynsplat_ns.render.pairs as pairs_module
-
-    if depth_batches == "several":
-        monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
-    scene = random_scene(n=60, n_cams=1, width=24, height=20, seed=2)
+def _composited_alphas(scene) -> torch.Tensor:
+    """Alphas of every composited (Gaussian, pixel) pair of camera 0, read back from the compositor's saved chunks."""
     proj = project_gaussians(
-        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 24, 20
+        scene["means"],
+        scene["quats"],
+        scene["scales"],
+        scene["viewmats"],
+        scene["Ks"],
+        scene["width"],
+        scene["height"],
     )
-    pairs = build_pairs(proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 24, 20)
-    assert len(pairs.batches) == (1 if depth_batches == "one" else 3)
-    assert pairs.n_pairs > 100
-    nearest_behind = torch.full((24 * 20,), -float("inf"), dtype=torch.float64)  # deepest depth so far per pixel
-    for batch in pairs.batches:
-        pixel, gauss = batch.pixel.long(), batch.gauss.long()
-        assert torch.all(pixel[1:] >= pixel[:-1])
-        same = pixel[1:] == pixel[:-1]
-        depth = proj.depths[0][gauss]
-        assert torch.all(depth[1:][same] >= depth[:-1][same])
-        assert torch.all(depth >= nearest_behind[pixel]), "a batch must lie behind the batches before it"
-        nearest_behind.scatter_reduce_(0, pixel, depth, reduce="amax")
-        assert torch.all(proj.radii[0][gauss] > 0)
-        assert torch.all(batch.alpha >= 1.0 / 255.0)
-        torch.testing.assert_close(batch.seg_count, torch.bincount(pixel, minlength=24 * 20))
+    feats = torch.zeros(1, proj.means2d.shape[1], 1, dtype=proj.means2d.dtype, requires_grad=True)
+    render, _ = composite_pairs(
+        proj.means2d[:1],
+        proj.conics[:1],
+        scene["opacities"][None],
+        feats,
+        None,
+        proj.depths[:1],
+        proj.radii[:1],
+        scene["width"],
+        scene["height"],
+    )
+    alphas = torch.cat([chunk.alpha.reshape(-1) for chunk in render.grad_fn.chunks])
+    return alphas[alphas > 0]
 
 
-def test_chunking_and_wide_keys_do_not_change_results(monkeypatch):
-    """Tiny chunk budgets (many candidate chunks, many pixel-aligned pair chunks), several depth batches and int64
-    sort keys give the same renders and gradients as the defaults."""
+@pytest.mark.parametrize("chunk", [64, 2])
+def test_crowded_scene_exercises_early_stop_and_matches_dense(chunk, monkeypatch):
+    """Many opaque, overlapping Gaussians: most pixels stop early, alpha saturates at 0.999 near the centres of the
+    fully opaque ones, and both renderers must agree. With tiny chunks, transmittance is carried from chunk to chunk
+    and blocks whose pixels have all stopped leave the walk (their remaining Gaussians are never evaluated)."""
     import dynsplat_ns.render.composite as composite
-    import dynsplat_ns.render.pairs as pairs
+
+    monkeypatch.setattr(composite, "CHUNK", chunk)
+    scene = random_scene(n=300, n_cams=1, width=16, height=12, seed=5)
+    scene["opacities"] = torch.full_like(scene["opacities"], 0.97)
+    scene["opacities"][::3] = 1.0
+    scene["scales"] = scene["scales"] * 2.5
+    stats: dict = {}
+    rasterize_torch(**scene, render_mode="RGB+D", stats=stats)
+    if chunk == 2:
+        assert stats["n_skipped"] > 0, "stopped blocks should skip the Gaussians behind them"
+
+    (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
+    assert (alpha_t > 1 - 1e-3).sum() > 150, "expected most pixels to saturate"
+    torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+    _assert_grads_match(render_t, alpha_t, scene_t, render_d, alpha_d, scene_d)
+
+
+@pytest.mark.parametrize("block", [1, 2, 4, 8, 16])
+def test_block_lists_hold_overlapping_gaussians_front_to_back(block):
+    """Every block lists exactly the visible Gaussians whose support box overlaps it, in depth order."""
+    scene = random_scene(n=60, n_cams=2, width=24, height=20, seed=2)
+    width, height = 24, 20
+    proj = project_gaussians(
+        scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], width, height
+    )
+    opac = scene["opacities"][None].expand(2, -1)
+    lists = block_lists(proj.means2d, proj.conics, opac, proj.depths, proj.radii, width, height, block)
+    n_gauss = scene["means"].shape[0]
+    assert len(lists.gauss) > 50
+    for cam in range(2):
+        x0, x1, y0, y1 = support_boxes(proj.means2d[cam], proj.conics[cam], opac[cam], proj.radii[cam], width, height)
+        visible = (proj.radii[cam] > 0) & (opac[cam] >= 1.0 / 255.0)
+        for by in range(lists.blocks_y):
+            for bx in range(lists.blocks_x):
+                blk = (cam * lists.blocks_y + by) * lists.blocks_x + bx
+                listed = lists.gauss[lists.start[blk] : lists.start[blk] + lists.count[blk]] - cam * n_gauss
+                overlaps = (
+                    visible & (x0 < (bx + 1) * block) & (x1 > bx * block) & (y0 < (by + 1) * block) & (y1 > by * block)
+                )
+                assert set(listed.tolist()) == set(torch.nonzero(overlaps).squeeze(1).tolist())
+                depth = proj.depths[cam][listed]
+                assert torch.all(depth[1:] >= depth[:-1]), "each block's list must run front to back"
+
+
+def test_chunking_and_block_sizes_do_not_change_results(monkeypatch):
+    """Tiny chunks, several grids per chunk (tiny cell budget) and every block size give the same renders and
+    gradients as the defaults."""
+    import dynsplat_ns.render.composite as composite
 
     scene = random_scene(n=40, n_cams=2, width=24, height=20, sh_degree=1, seed=9)
     cot = None
     results = []
-    for tiny in (False, True):
-        if tiny:
-            monkeypatch.setattr(pairs, "_CANDIDATE_CHUNK", 50)
-            monkeypatch.setattr(pairs, "_INT32_KEYS_BELOW", 0)
-            monkeypatch.setattr(pairs, "_SINGLE_BATCH_CANDIDATES", 0)
-            monkeypatch.setattr(composite, "_PAIR_CHUNK", 7)
+    for block, chunk, budget in ((4, 64, 1 << 22), (1, 3, 50), (2, 5, 1), (8, 1, 1 << 22), (16, 7, 300)):
+        monkeypatch.setattr(composite, "BLOCK", block)
+        monkeypatch.setattr(composite, "CHUNK", chunk)
+        monkeypatch.setattr(composite, "_CELL_BUDGET", budget)
         leaves = with_grads(scene)
         render, alpha, _ = rasterize(**leaves, render_mode="RGB+D", absgrad=True, backend="torch")
         if cot is None:
             cot = (torch.randn_like(render), torch.randn_like(alpha))
-        results.append((render, alpha, _grads(render, alpha, leaves, *cot)))
-    (r0, a0, g0), (r1, a1, g1) = results
-    torch.testing.assert_close(r1, r0, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(a1, a0, rtol=1e-12, atol=1e-12)
-    for key, x, y in zip(GRAD_KEYS, g1, g0, strict=True):
-        torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12, msg=key)
+        grads = _grads(render, alpha, leaves, *cot)
+        results.append((render, alpha, grads, leaves["means"]))
+    r0, a0, g0, _ = results[0]
+    for r1, a1, g1, _ in results[1:]:
+        torch.testing.assert_close(r1, r0, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(a1, a0, rtol=1e-12, atol=1e-12)
+        for key, x, y in zip(GRAD_KEYS, g1, g0, strict=True):
+            torch.testing.assert_close(x, y, rtol=1e-10, atol=1e-12, msg=key)
 
 
 @pytest.mark.parametrize("case", ["no-gaussians", "all-culled", "one-pixel"])
@@ -221,10 +248,7 @@ def test_saturated_alpha_matches_dense():
         "backgrounds": torch.rand(1, 3, generator=gen, dtype=dtype),
     }
     (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB")
-    proj = project_gaussians(scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], 16, 12)
-    pairs = build_pairs(proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], 16, 12)
-    alphas = torch.cat([batch.alpha for batch in pairs.batches])
-    assert (alphas == 0.999).sum() >= n // 2, "the clamp should be active"
+    assert (_composited_alphas(scene) == 0.999).sum() >= n // 2, "the clamp should be active"
     torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
     cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
     for key, g_t, g_d in zip(
@@ -236,32 +260,12 @@ def test_saturated_alpha_matches_dense():
         torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
 
 
-def test_alive_pixel_counts_in_boxes():
-    """The integral-image box query used to skip Gaussians behind stopped pixels counts exactly."""
-    from dynsplat_ns.render.pairs import _alive_in_boxes
-    from dynsplat_ns.render.windows import RankedGaussians
-
-    gen = torch.Generator().manual_seed(0)
-    width, height, n = 13, 9, 200
-    alive = torch.rand(width * height, generator=gen) < 0.1  # sparse, so single-pixel counts occur
-    x0 = torch.randint(0, width, (n,), generator=gen)
-    y0 = torch.randint(0, height, (n,), generator=gen)
-    nx = torch.minimum(torch.randint(1, 6, (n,), generator=gen), width - x0)
-    ny = torch.minimum(torch.randint(1, 6, (n,), generator=gen), height - y0)
-    gs = RankedGaussians(torch.arange(n), torch.zeros(8, n), y0 * width + x0, nx, ny)
-    counts = _alive_in_boxes(alive, gs, torch.arange(n), width, height)
-    grid = alive.reshape(height, width)
-    expected = torch.tensor([int(grid[y : y + h, x : x + w].sum()) for x, y, w, h in zip(x0, y0, nx, ny, strict=True)])
-    assert torch.equal(counts, expected)
-    assert (expected == 1).any() and (expected == 0).any()
-
-
 def test_opaque_wall_in_front_skips_everything_behind(monkeypatch):
-    """Two huge opaque Gaussians in front stop every pixel in the first depth batch; all Gaussians of the later
-    batches are skipped without evaluation and the render still matches the dense reference."""
-    import dynsplat_ns.render.pairs as pairs_module
+    """Two huge opaque Gaussians in front stop every pixel in the first chunk; every Gaussian behind them is skipped
+    without evaluation and the render still matches the dense reference."""
+    import dynsplat_ns.render.composite as composite
 
-    monkeypatch.setattr(pairs_module, "_SINGLE_BATCH_CANDIDATES", 0)
+    monkeypatch.setattr(composite, "CHUNK", 2)
     dtype = torch.float64
     gen = torch.Generator().manual_seed(3)
     n_small, width, height, focal = 200, 24, 20, 20.0
@@ -285,17 +289,17 @@ def test_opaque_wall_in_front_skips_everything_behind(monkeypatch):
     proj = project_gaussians(
         scene["means"], scene["quats"], scene["scales"], scene["viewmats"], scene["Ks"], width, height
     )
-    pairs = build_pairs(
-        proj.means2d[0], proj.conics[0], scene["opacities"], proj.depths[0], proj.radii[0], width, height
-    )
     visible_small = int((proj.radii[0, 2:] > 0).sum())
-    assert len(pairs.batches) == 1 and visible_small > 100
-    assert pairs.n_skipped >= visible_small * 2 // 3  # everything outside the first depth batch
-    torch.testing.assert_close(pairs.trans_final, torch.full_like(pairs.trans_final, 1e-3))  # 1st wall only
+    assert visible_small > 100
+    stats: dict = {}
+    rasterize_torch(**scene, render_mode="RGB+D", stats=stats)
+    assert stats["n_skipped"] >= visible_small  # each small Gaussian is listed in at least one block
+    assert stats["n_pairs"] == width * height  # the first wall only
 
     (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB+D")
     torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(alpha_t, torch.full_like(alpha_t, 1 - 1e-3))  # T = 1e-3 behind the first wall
     cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
     for key, g_t, g_d in zip(
         GRAD_KEYS,
