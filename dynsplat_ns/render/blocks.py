@@ -18,7 +18,7 @@ from dynsplat_ns.render.rules import ALPHA_MIN, TILE_SIZE
 
 __all__ = ["BLOCK_SIZE", "BlockLists", "block_lists", "support_boxes"]
 
-BLOCK_SIZE = 4  # pixels per block side; must divide TILE_SIZE
+BLOCK_SIZE = 2  # pixels per block side; must divide TILE_SIZE
 
 
 class BlockLists(NamedTuple):

@@ -36,8 +36,10 @@ from dynsplat_ns.render.rules import ALPHA_MAX, ALPHA_MIN, T_MIN
 __all__ = ["composite_pairs", "PairCompositor", "CHUNK"]
 
 BLOCK = BLOCK_SIZE  # block side in pixels
-CHUNK = 64  # front-to-back slots of each block evaluated at once (at most)
+CHUNK = 64  # front-to-back slots of each block in the first step of the walk (doubling per step)
 _MIN_CHUNK = 8  # the fewest slots a block takes at once
+_MAX_CHUNK = 1024  # the most slots a block takes at once
+_MIN_GRID_CELLS = 1 << 15  # smaller grids are dominated by per-call overhead
 _CELL_BUDGET = 1 << 22  # grid cells (blocks x pixels x slots) evaluated at once: bounds the transient memory
 
 
@@ -99,19 +101,31 @@ def _chunk_slots(lists: BlockLists, blocks: Tensor, first: Tensor, n_slots: int)
     return lists.gauss[index], valid
 
 
-def _walk_steps(lists: BlockLists, position: Tensor, t_walk: Tensor, n_pix: int) -> list[tuple[Tensor, int]]:
+def _walk_steps(
+    lists: BlockLists, position: Tensor, t_walk: Tensor, n_pix: int, cap: int
+) -> list[tuple[Tensor, int]]:
     """The next grids of the walk: ``(blocks [A], slots)`` for every block with Gaussians left and pixels that have
-    not stopped. A block takes ``CHUNK`` slots, or the next power of two >= 8 that holds the rest of its list (so
-    sparse blocks are not padded to ``CHUNK``); grids stay within the cell budget."""
+    not stopped.
+
+    A block takes the next power of two (>= ``_MIN_CHUNK``, <= ``cap``) that holds the rest of its list, so short
+    lists are not padded to ``cap``. Each grid costs a few dozen torch calls, so size classes too small to be worth
+    a grid of their own (< ``_MIN_GRID_CELLS``) join the next larger class; grids stay within the cell budget.
+    """
     remaining = lists.count - position  # [blocks]
     walking = torch.nonzero((remaining > 0) & (t_walk.amax(1) > 0)).squeeze(1)
     if len(walking) == 0:
         return []
     rest = remaining.index_select(0, walking).to(torch.float64)
-    slots = torch.exp2(torch.ceil(torch.log2(rest))).clamp(min=_MIN_CHUNK, max=CHUNK).to(torch.int64)  # [A]
-    steps = []
-    for size in torch.unique(slots).tolist():
-        blocks = walking[slots == size]
+    slots = torch.exp2(torch.ceil(torch.log2(rest))).clamp(min=_MIN_CHUNK, max=cap).to(torch.int64)  # [A]
+    sizes = torch.unique(slots)
+    steps, pending = [], []  # pending: smaller classes carried up into the next size
+    for i, size in enumerate(sizes.tolist()):
+        pending.append(walking[slots == size])
+        carried = sum(len(p) for p in pending)
+        if carried * size * n_pix < _MIN_GRID_CELLS and i + 1 < len(sizes):
+            continue
+        blocks = torch.cat(pending) if len(pending) > 1 else pending[0]
+        pending = []
         steps += [(group, size) for group in blocks.split(max(1, _CELL_BUDGET // (n_pix * size)))]
     return steps
 
@@ -180,7 +194,9 @@ class PairCompositor(torch.autograd.Function):
         n_cells = n_pairs = n_evaluated = 0
         position = torch.zeros_like(lists.count)  # next slot of each block's list
         with torch.no_grad():
-            while steps := _walk_steps(lists, position, t_walk, n_pix):
+            cap = CHUNK  # the first slots of every block, then twice as many per step
+            while steps := _walk_steps(lists, position, t_walk, n_pix, cap):
+                cap = min(2 * cap, _MAX_CHUNK)
                 for blocks, n_s in steps:
                     n_a = len(blocks)
                     first = position.index_select(0, blocks)
