@@ -5,13 +5,14 @@ Prints a markdown table: for each (N Gaussians, image size) the forward+backward
 reference with the speed-up. Every (config, renderer) runs in a fresh subprocess, so peak RSS is per config
 (``import torch`` alone accounts for ~0.5 GB of it on this machine; the table also shows the increase over that).
 
-Counts: ``candidates`` are the (pixel, slot) grid cells the torch backend evaluated, ``skipped`` the (block,
-Gaussian) intersections it never evaluated because every pixel of the block had already stopped, ``composited pairs`` the (Gaussian, pixel) pairs
-that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the scene, not of the
-implementation). ``pairs/s`` = composited pairs / fwd+bwd wall seconds. ``CPU s`` is the process CPU time of the
-same runs (all threads): on a shared, busy machine it is the steadier number (with ``--threads 1`` it is what the
-wall time would be on an idle core). The dense reference evaluates every visible Gaussian against every pixel; when
-that would take too long it is timed on a subset of the pixels and extrapolated linearly (marked in the table).
+Counts: ``candidates`` are the (pixel, slot) grid cells the torch backend evaluated, ``skipped`` the (block, Gaussian)
+intersections it never evaluated because every pixel of the block had already stopped, ``composited pairs`` the
+(Gaussian, pixel) pairs that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the
+scene, not of the implementation). ``pairs/s`` = composited pairs / fwd+bwd wall seconds. ``CPU s`` is the process CPU
+time of the same runs (all threads): on a shared, busy machine it is the steadier number (with ``--threads 1`` it is
+what the wall time would be on an idle core). The dense reference evaluates every visible Gaussian against every
+pixel; when that would take too long it is timed on a subset of the pixels and extrapolated linearly (marked in the
+table).
 
 Usage::
 
