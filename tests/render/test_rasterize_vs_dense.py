@@ -250,14 +250,7 @@ def test_saturated_alpha_matches_dense():
     (render_t, alpha_t, scene_t), (render_d, alpha_d, scene_d) = _render_both(scene, "RGB")
     assert (_composited_alphas(scene) == 0.999).sum() >= n // 2, "the clamp should be active"
     torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
-    cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
-    for key, g_t, g_d in zip(
-        GRAD_KEYS,
-        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
-        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
-        strict=True,
-    ):
-        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+    _assert_grads_match(render_t, alpha_t, scene_t, render_d, alpha_d, scene_d)
 
 
 def test_opaque_wall_in_front_skips_everything_behind(monkeypatch):
@@ -300,11 +293,4 @@ def test_opaque_wall_in_front_skips_everything_behind(monkeypatch):
     torch.testing.assert_close(render_t, render_d, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(alpha_t, alpha_d, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(alpha_t, torch.full_like(alpha_t, 1 - 1e-3))  # T = 1e-3 behind the first wall
-    cot_render, cot_alpha = torch.randn_like(render_t), torch.randn_like(alpha_t)
-    for key, g_t, g_d in zip(
-        GRAD_KEYS,
-        _grads(render_t, alpha_t, scene_t, cot_render, cot_alpha),
-        _grads(render_d, alpha_d, scene_d, cot_render, cot_alpha),
-        strict=True,
-    ):
-        torch.testing.assert_close(g_t, g_d, rtol=1e-7, atol=1e-9, msg=f"gradient of {key}")
+    _assert_grads_match(render_t, alpha_t, scene_t, render_d, alpha_d, scene_d)
