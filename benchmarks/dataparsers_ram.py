@@ -1,6 +1,6 @@
 """Peak RSS of the dynsplat-eyeful dataparser on generated EyefulTower captures of growing size.
 
-For each frame count, a capture is generated (``examples/make_eyeful_scene.py``, one ``images-jpeg-1k`` folder at
+For each frame count, a capture is generated (``dynsplat_ns.scenes.eyeful``, one ``images-jpeg-1k`` folder at
 EyefulTower's real 1k size, 684x1024 JPEGs; rendered small and enlarged so generation stays cheap), then a *fresh*
 Python process imports nerfstudio and the parser, records its RSS, parses the train and test splits exactly as
 ``ns-train`` does (``get_dataparser_outputs``), and records its peak RSS (``ru_maxrss``). The parser reads image
@@ -56,8 +56,7 @@ def measure(data: Path) -> dict:
 
 def generate(out: Path, frames: int, upscale: int) -> Path:
     """An EyefulTower capture with ``frames`` images in one 684x1024 resolution folder."""
-    sys.path.insert(0, str(ROOT / "examples"))
-    import make_eyeful_scene
+    from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 
     positions = max(1, frames // CAMERAS)
     return make_eyeful_scene.make_eyeful_scene(

@@ -15,7 +15,7 @@ WARMUP=$((STEPS / 10))
 DATA="$OUT/data"
 RUNS="$OUT/runs"
 
-python examples/make_dnerf_scene.py "$DATA" --size "$SIZE" --n-train 60 --n-val 10 --n-test 10 \
+dynsplat-make-scene dnerf "$DATA" --size "$SIZE" --n-train 60 --n-val 10 --n-test 10 \
   --motion-scale "$MOTION" --overwrite
 
 train() {  # $1: run name, then extra model flags

@@ -12,14 +12,11 @@ import pytest
 os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES_DIR = REPO_ROOT / "examples"
-if str(EXAMPLES_DIR) not in sys.path:  # examples/ is not a package; its scripts import each other by name
-    sys.path.insert(0, str(EXAMPLES_DIR))
 
-import make_d2rf_scene  # noqa: E402
-import make_dnerf_scene  # noqa: E402
-import make_eyeful_scene  # noqa: E402
-import make_llff_scene  # noqa: E402
+from dynsplat_ns.scenes import d2rf as make_d2rf_scene
+from dynsplat_ns.scenes import dnerf as make_dnerf_scene
+from dynsplat_ns.scenes import eyeful as make_eyeful_scene
+from dynsplat_ns.scenes import llff as make_llff_scene
 
 #: How the ``dnerf_scene`` fixture is generated (see ``dnerf_scene_params``).
 DNERF_SCENE_PARAMS = {"size": 32, "n_train": 12, "n_val": 4, "n_test": 4, "seed": 0, "motion": True, "supersample": 2}

@@ -118,10 +118,7 @@ def test_bad_input_raises_one_error_naming_the_file(
 
 def test_missing_registration_in_images_bin(d2rf_scene_copy: Path):
     """A view whose name images.bin does not know: the error names images.bin and the view."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-    from colmap_writer import ColmapImage, write_images
+    from dynsplat_ns.scenes.colmap_writer import ColmapImage, write_images
     from dynsplat_ns.dataparsers import colmap
 
     _, images = colmap.read_images(d2rf_scene_copy / "sparse" / "0")

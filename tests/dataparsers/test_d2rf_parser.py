@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from dynsplat_ns.dataparsers.d2rf import D2RF, D2RFDataParserConfig, d2rf_dataparser
-from make_d2rf_scene import rig_poses
+from dynsplat_ns.scenes.d2rf import rig_poses
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
@@ -138,7 +138,7 @@ def test_data_folder_is_never_written(d2rf_scene_copy: Path, tmp_path: Path):
 
 
 def test_generator_cli(tmp_path: Path, capsys: pytest.CaptureFixture):
-    import make_d2rf_scene
+    from dynsplat_ns.scenes import d2rf as make_d2rf_scene
 
     assert make_d2rf_scene.main([str(tmp_path / "s"), "--width", "16", "--height", "8", "--n-times", "2"]) == 0
     assert "2 time steps" in capsys.readouterr().out

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-import make_dnerf_scene
+from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 import numpy as np
 import pytest
 import torch

@@ -10,10 +10,10 @@ import pytest
 import torch
 from dynsplat_ns.dataparsers.base import DynsplatDataParserConfig
 from dynsplat_ns.dataparsers.llff import LLFF, LLFFDataParserConfig, llff_dataparser
-from make_llff_scene import poses_bounds_rows
+from dynsplat_ns.scenes.llff import poses_bounds_rows
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
-from synthetic import forward_facing_poses
+from dynsplat_ns.scenes.synthetic import forward_facing_poses
 
 SHARED = Path("/work/shared/data")
 
@@ -178,7 +178,7 @@ def test_real_partial_images_8_is_reported():
 
 
 def test_generator_cli(tmp_path: Path, capsys: pytest.CaptureFixture):
-    import make_llff_scene
+    from dynsplat_ns.scenes import llff as make_llff_scene
 
     assert make_llff_scene.main([str(tmp_path / "s"), "--width", "16", "--height", "12", "--n-frames", "3"]) == 0
     assert "3 images" in capsys.readouterr().out

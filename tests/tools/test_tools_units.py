@@ -386,7 +386,7 @@ def test_unknown_run_folder_is_a_clear_error(tmp_path, capsys):
 
 def test_motion_masks_of_the_d2rf_parser_feed_masked_metrics(tmp_path):
     d2rf = pytest.importorskip("dynsplat_ns.dataparsers.d2rf")
-    make = pytest.importorskip("make_d2rf_scene")
+    from dynsplat_ns.scenes import d2rf as make
     from nerfstudio.data.datasets.base_dataset import InputDataset
 
     make.make_d2rf_scene(tmp_path / "scene")

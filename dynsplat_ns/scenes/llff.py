@@ -15,7 +15,7 @@ move and frame ``i`` shows time ``i / (N - 1)`` (a video-like sequence for ``--t
 
 Usage::
 
-    python examples/make_llff_scene.py OUT_DIR --width 48 --height 32 --n-frames 12 --factors 2
+    dynsplat-make-scene llff OUT_DIR --width 48 --height 32 --n-frames 12 --factors 2
 """
 
 from __future__ import annotations
@@ -29,12 +29,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # make the sibling modules importable when this file is loaded by path
-    sys.path.insert(0, str(_HERE))
 
-from colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_model  # noqa: E402
-from synthetic import (  # noqa: E402
+from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_model
+from .synthetic import (
     Scene,
     default_scene,
     depth_bounds,
@@ -155,7 +152,7 @@ def make_llff_scene(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dynsplat-make-scene llff", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="output folder (must be empty unless --overwrite)")
     parser.add_argument("--width", type=int, default=48, help="image width in pixels (default 48)")
     parser.add_argument("--height", type=int, default=32, help="image height in pixels (default 32)")

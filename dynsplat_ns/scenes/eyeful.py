@@ -23,7 +23,7 @@ circle around the scene; every camera looks near the centre. Test ids: all camer
 
 Usage::
 
-    python examples/make_eyeful_scene.py OUT_DIR --n-positions 5 --n-cameras 3 --fisheye
+    dynsplat-make-scene eyeful OUT_DIR --n-positions 5 --n-cameras 3 --fisheye
 """
 
 from __future__ import annotations
@@ -37,12 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
 
-from make_llff_scene import BACKGROUND, check_out_dir  # noqa: E402
-from synthetic import Scene, default_scene, look_at, model_rays, over_background, to_uint8, trace_rays  # noqa: E402
+from .llff import BACKGROUND, check_out_dir
+from .synthetic import Scene, default_scene, look_at, model_rays, over_background, to_uint8, trace_rays
 
 #: Full resolution declared in cameras.json (portrait, like EyefulTower's 5784x8660 photos).
 ORIGINAL_SIZE = (96, 144)
@@ -201,7 +198,7 @@ def make_eyeful_scene(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dynsplat-make-scene eyeful", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="capture folder (must be empty unless --overwrite)")
     parser.add_argument("--n-positions", type=int, default=5, help="rig positions (default 5)")
     parser.add_argument("--n-cameras", type=int, default=3, help="cameras on the rig (default 3)")

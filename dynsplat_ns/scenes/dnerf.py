@@ -16,7 +16,7 @@ held-out times (midpoints between training samples) and held-out views on a smoo
 
 Usage::
 
-    python examples/make_dnerf_scene.py OUT_DIR --size 64 --n-train 50 --n-val 10 --n-test 10 --seed 0
+    dynsplat-make-scene dnerf OUT_DIR --size 64 --n-train 50 --n-val 10 --n-test 10 --seed 0
 """
 
 from __future__ import annotations
@@ -31,11 +31,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # make `synthetic` importable when this file is loaded by path
-    sys.path.insert(0, str(_HERE))
 
-from synthetic import (  # noqa: E402
+from .synthetic import (
     DNERF_CAMERA_ANGLE_X,
     Scene,
     default_scene,
@@ -158,7 +155,7 @@ def make_dnerf_scene(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dynsplat-make-scene dnerf", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="output folder (must be empty unless --overwrite)")
     parser.add_argument("--size", type=int, default=64, help="image width/height in pixels (default 64)")
     parser.add_argument("--n-train", type=int, default=50, help="training frames (default 50)")

@@ -19,7 +19,7 @@ step ``k`` shows time ``k / (T - 1)``.
 
 Usage::
 
-    python examples/make_d2rf_scene.py OUT_DIR --width 64 --height 32 --n-times 6
+    dynsplat-make-scene d2rf OUT_DIR --width 64 --height 32 --n-times 6
 """
 
 from __future__ import annotations
@@ -31,13 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-_HERE = Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:
-    sys.path.insert(0, str(_HERE))
 
-from colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_database, write_model  # noqa: E402
-from make_llff_scene import check_out_dir, poses_bounds_rows, render_opaque, shrink  # noqa: E402
-from synthetic import Scene, default_scene, depth_bounds, look_at, surface_points  # noqa: E402
+from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_database, write_model
+from .llff import check_out_dir, poses_bounds_rows, render_opaque, shrink
+from .synthetic import Scene, default_scene, depth_bounds, look_at, surface_points
 
 OWNED = ["images", "images_bokeh", "images_2", "background_mask", "motion_masks", "dpt", "flow_i1", "sparse"]
 
@@ -139,7 +136,7 @@ def make_d2rf_scene(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="dynsplat-make-scene d2rf", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="output folder (must be empty unless --overwrite)")
     parser.add_argument("--width", type=int, default=64, help="full-resolution width, even (default 64)")
     parser.add_argument("--height", type=int, default=32, help="full-resolution height, even (default 32)")
