@@ -38,7 +38,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from . import colmap
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
-from .poses_bounds import PosesBounds, bounds_scale, check_count, list_images, load_poses_bounds
+from .files import list_images
+from .poses_bounds import PosesBounds, bounds_scale, check_count, load_poses_bounds
 from .scene import SceneFrames
 from .subsets import holdout_split
 

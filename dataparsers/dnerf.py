@@ -11,6 +11,11 @@ Layout::
 mapped to [0, 1] with one range over all three splits; ``metadata["num_frames"]`` is the number of distinct train
 times whichever split is parsed (so transforms_train.json is always read). nerfstudio's cameras use the OpenGL
 convention too, so poses go in unchanged apart from ``scale_factor``.
+
+Everything else comes from the shared base (``split_indices.json``, ``train_fraction`` / ``train_count``, the
+orientation options), with D-NeRF's defaults: poses as given (no orientation), scale = ``scale_factor``, the
+``±scene_bound`` box, and only the parsed split's images needed. Frame indices (for ``split_indices.json``) run over
+``transforms_train.json``, then ``transforms_val.json`` (when it exists), then ``transforms_test.json``.
 """
 
 from __future__ import annotations
@@ -25,13 +30,10 @@ import numpy as np
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from .base import DynsplatDataParser, DynsplatDataParserConfig, load_json
-from .dnerf_scene import read_dnerf_scene
+from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
-
-#: Extensions taken as already present in ``file_path``; anything else gets ``.png`` appended.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-SPLITS = ("train", "val", "test")
+from .files import IMAGE_EXTENSIONS, load_json
+from .scene import SPLITS, SceneFrames
 
 
 @dataclass
@@ -55,7 +57,7 @@ class _Frame:
 
 
 @dataclass
-class _SplitMeta:
+class _TransformsFile:
     source: Path
     camera_angle_x: float
     frames: list[_Frame]
@@ -64,7 +66,7 @@ class _SplitMeta:
 def _image_path(data: Path, file_path: str) -> Path:
     """``file_path`` (with or without extension, leading ``./`` allowed) resolved against ``data``."""
     rel = Path(file_path)  # Path drops a leading "./" by itself
-    if rel.suffix.lower() not in IMAGE_SUFFIXES:
+    if rel.suffix.lower() not in IMAGE_EXTENSIONS:  # D-NeRF's own files omit ".png"
         rel = rel.with_name(rel.name + ".png")
     return data / rel
 
@@ -99,7 +101,7 @@ def _parse_frame(data: Path, source: Path, index: int, frame: Any) -> _Frame:
     return _Frame(image=_image_path(data, file_path), time=float(time), c2w=c2w, where=where)
 
 
-def read_transforms(data: Path, source: Path) -> _SplitMeta:
+def read_transforms(data: Path, source: Path) -> _TransformsFile:
     """Read and validate one ``transforms_*.json`` (image files are checked later, only for the split in use).
 
     Args:
@@ -124,7 +126,71 @@ def read_transforms(data: Path, source: Path) -> _SplitMeta:
     if not frames:
         raise DataParserError(source, "'frames' is empty")
     parsed = [_parse_frame(data, source, i, frame) for i, frame in enumerate(frames)]
-    return _SplitMeta(source=source, camera_angle_x=float(angle), frames=parsed)
+    return _TransformsFile(source=source, camera_angle_x=float(angle), frames=parsed)
+
+
+def transforms_file(data: Path, split: str) -> Path:
+    """The JSON that serves ``split`` ("val" → transforms_test.json when transforms_val.json is missing).
+
+    Raises:
+        ValueError: ``split`` is not "train", "val" or "test".
+        DataParserError: Neither transforms_val.json nor transforms_test.json exists (for "val").
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    path = data / f"transforms_{split}.json"
+    if split == "val" and not path.exists():
+        fallback = data / "transforms_test.json"
+        if not fallback.exists():
+            raise DataParserError(path, "file not found (and no transforms_test.json to fall back to)")
+        CONSOLE.log(f"[yellow]{path} not found; using {fallback.name} for the val split")
+        return fallback
+    return path
+
+
+def read_dnerf(data: Path, split: str, scene_bound: float) -> SceneFrames:
+    """Every frame of the D-NeRF transforms files that exist, in the order train, val, test.
+
+    ``transforms_train.json`` (its times give ``num_frames``) and the parsed split's file are required; the val
+    split falls back to ``transforms_test.json`` when ``transforms_val.json`` is missing.
+
+    Args:
+        data: The dataset folder.
+        split: The split being parsed.
+        scene_bound: Half side of the cubic scene box (before ``scale_factor``).
+
+    Raises:
+        DataParserError: A required file is missing, or any existing file is malformed (see :func:`read_transforms`).
+    """
+    requested = transforms_file(data, split)  # unknown split / missing file errors; val → test fallback
+    train = data / "transforms_train.json"
+    if split != "train" and not train.exists():
+        raise DataParserError(train, f"file not found (its times give num_frames, even for the {split} split)")
+    sources = {name: data / f"transforms_{name}.json" for name in SPLITS}
+    sources[split] = requested
+    if not sources["val"].exists():
+        sources["val"] = sources["test"]
+    frames, angles, splits, seen = [], [], {}, {}
+    for name in SPLITS:
+        path = sources[name]
+        if path not in seen and (path.exists() or name in (split, "train")):  # required ones are read (and fail)
+            meta = read_transforms(data, path)
+            seen[path] = list(range(len(frames), len(frames) + len(meta.frames)))
+            frames += meta.frames
+            angles += [meta.camera_angle_x] * len(meta.frames)
+        splits[name] = seen.get(path, [])
+    ones = np.ones(len(frames))
+    return SceneFrames(
+        image_filenames=[f.image for f in frames],
+        c2w=np.stack([f.c2w for f in frames]),
+        fov_x=np.asarray(angles),
+        fx=ones, fy=ones, cx=ones, cy=ones, width=ones.astype(np.int64), height=ones.astype(np.int64),
+        splits=splits,
+        split_source=requested,
+        pose_source=requested,
+        times=np.asarray([f.time for f in frames], dtype=np.float64),
+        scene_bound=float(scene_bound),
+    )  # fmt: skip
 
 
 @dataclass
@@ -138,27 +204,10 @@ class DNeRF(DynsplatDataParser):
         super().__init__(config=config)
         if not (_is_number(config.scene_bound) and 0.0 < config.scene_bound < math.inf):
             raise ValueError(f"scene_bound={config.scene_bound!r}: must be a finite number > 0")
-        self._splits: dict[str, _SplitMeta] = {}
 
-    def _transforms_file(self, split: str) -> Path:
-        """The JSON that serves ``split`` ("val" → transforms_test.json when transforms_val.json is missing)."""
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        path = self.data_dir / f"transforms_{split}.json"
-        if split == "val" and not path.exists():
-            fallback = self.data_dir / "transforms_test.json"
-            if not fallback.exists():
-                raise DataParserError(path, "file not found (and no transforms_test.json to fall back to)")
-            CONSOLE.log(f"[yellow]{path} not found; using {fallback.name} for the val split")
-            return fallback
-        return path
-
-    def _split_meta(self, split: str) -> _SplitMeta:
-        if split not in self._splits:
-            self._splits[split] = read_transforms(self.data_dir, self._transforms_file(split))
-        return self._splits[split]
-
-    read_scene = read_dnerf_scene
+    def read_scene(self, split: str) -> SceneFrames:
+        """Every frame of the transforms files (see :func:`read_dnerf`); read again for each split."""
+        return read_dnerf(self.data_dir, split, self.config.scene_bound)
 
 
 dnerf_dataparser = DataParserSpecification(

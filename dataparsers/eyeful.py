@@ -33,8 +33,9 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from .base import DynsplatDataParser, DynsplatDataParserConfig, load_json
+from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
+from .files import load_json
 from .scene import SceneFrames
 from .subsets import holdout_split
 

@@ -1,4 +1,4 @@
-"""Image helpers for dataparsers: size checks that read only file headers, and cached downscaling.
+"""Image helpers for dataparsers: sizes read from file headers only (nothing is decoded), and cached downscaling.
 
 The data folder is only ever read. Downscaled copies are cached under ``$XDG_CACHE_HOME/dynsplat_ns/<hash>/`` (see
 :func:`downscale_cache_dir`) and reused while they are newer than their source.
@@ -18,6 +18,22 @@ from PIL import Image, UnidentifiedImageError
 from .errors import DataParserError
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image, reading only its header.
+
+    Raises:
+        DataParserError: The file is missing or is not an image Pillow can open.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataParserError(path, "image file not found")
+    try:
+        with Image.open(path) as image:
+            return tuple(image.size)  # type: ignore[return-value]
+    except (OSError, UnidentifiedImageError) as err:
+        raise DataParserError(path, f"cannot read image: {err}") from None
+
+
 def check_image_sizes(filenames: Sequence[Path]) -> tuple[int, int]:
     """Check that all images exist and share one size, reading only the file headers.
 
@@ -33,16 +49,7 @@ def check_image_sizes(filenames: Sequence[Path]) -> tuple[int, int]:
     """
     if not filenames:
         raise ValueError("check_image_sizes needs at least one file")
-    sizes = []
-    for path in filenames:
-        path = Path(path)
-        if not path.is_file():
-            raise DataParserError(path, "image file not found")
-        try:
-            with Image.open(path) as image:
-                sizes.append(tuple(image.size))
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataParserError(path, f"cannot read image: {err}") from None
+    sizes = [image_size(path) for path in filenames]
     reference = Counter(sizes).most_common(1)[0][0]
     example = Path(filenames[sizes.index(reference)])
     for path, size in zip(filenames, sizes, strict=True):

@@ -29,7 +29,8 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .colmap import read_points
 from .errors import DataParserError
-from .poses_bounds import bounds_scale, check_count, downscaled_folders, list_images, load_poses_bounds
+from .files import list_images
+from .poses_bounds import bounds_scale, check_count, downscaled_folders, load_poses_bounds
 from .scene import SceneFrames
 from .subsets import holdout_split
 

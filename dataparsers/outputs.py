@@ -17,7 +17,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,16 +25,13 @@ from nerfstudio.cameras.camera_utils import auto_orient_and_center_poses
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DataParserError
-from .images import check_image_sizes, downscale_images
-from .points import transform_points
+from .images import check_image_sizes, downscale_images, image_size
+from .points import box_or_ply_seed_points, transform_points
 from .scene import SceneFrames, fit_box, frustum_corners, frustum_seed_points, homogeneous, robust_points, to_opengl
 from .subsets import resolve_splits, split_indices_file
-
-if TYPE_CHECKING:
-    from .base import DynsplatDataParser
+from .times import count_frames, normalize_times
 
 #: Relative difference allowed between the x and y factors that map a declared image size to the real one.
 ASPECT_TOLERANCE = 0.02
@@ -90,28 +87,18 @@ def orient(scene: SceneFrames, config: Any) -> tuple[torch.Tensor, torch.Tensor,
     return oriented, transform.float(), scale
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    if not Path(path).is_file():
-        raise DataParserError(path, "image file not found")
-    try:
-        with Image.open(path) as image:
-            return tuple(image.size)  # type: ignore[return-value]
-    except (OSError, UnidentifiedImageError) as err:
-        raise DataParserError(path, f"cannot read image: {err}") from None
-
-
 def prepare_split_images(
-    parser: DynsplatDataParser, scene: SceneFrames, files: Sequence[Path], indices: Sequence[int], factor: int
+    config: Any, scene: SceneFrames, files: Sequence[Path], indices: Sequence[int], factor: int
 ) -> tuple[list[Path], np.ndarray, np.ndarray]:
     """Check the split's images (headers only) and downscale them: ``(files, widths [n], heights [n])``."""
-    data, cache = Path(parser.config.data), parser.config.cache_dir
+    data, cache = Path(config.data), config.cache_dir
     if scene.sizes == "uniform":
         w, h = check_image_sizes(files)
         out = downscale_images(files, factor, data, cache)
         return out, np.full(len(files), max(1, w // factor)), np.full(len(files), max(1, h // factor))
     widths, heights = [], []
     for path, i in zip(files, indices, strict=True):
-        w, h = _image_size(path)
+        w, h = image_size(path)
         dw, dh = int(scene.width[i]), int(scene.height[i])
         if (w, h) != (dw, dh):
             raise DataParserError(
@@ -157,18 +144,16 @@ def scaled_intrinsics(
     }  # fmt: skip
 
 
-def normalized_times(parser: DynsplatDataParser, scene: SceneFrames) -> np.ndarray | None:
+def normalized_times(config: Any, scene: SceneFrames) -> np.ndarray | None:
     """All frames' times in [0, 1] with one range over every frame (None for a static scene)."""
-    from .base import normalize_times
-
     if scene.times is None:
         return None
-    mode = "minmax" if scene.time_mode == "minmax" else parser.config.time_normalization
+    mode = "minmax" if scene.time_mode == "minmax" else config.time_normalization
     try:
         with warnings.catch_warnings():
             if scene.time_mode == "minmax":  # frame ids / order: rescaling them is the point, not news
                 warnings.simplefilter("ignore", UserWarning)
-            return normalize_times(scene.times, mode=mode, source=parser.config.data)
+            return normalize_times(scene.times, mode=mode, source=config.data)
     except ValueError as err:
         raise DataParserError(scene.pose_source, f"bad frame times: {err}") from None
 
@@ -179,11 +164,9 @@ def _all_intrinsics(scene: SceneFrames) -> dict[str, torch.Tensor]:
 
 
 def scene_box_and_points(
-    parser: DynsplatDataParser, scene: SceneFrames, c2w: torch.Tensor, transform: torch.Tensor, scale: float,
-    train: Sequence[int],
-) -> tuple[SceneBox, tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    cfg: Any, scene: SceneFrames, c2w: torch.Tensor, transform: torch.Tensor, scale: float, train: Sequence[int]
+) -> tuple[SceneBox, tuple[torch.Tensor, torch.Tensor]]:
     """Scene box (ours) and seed points (``seed_points``: random / auto / sfm / PLY)."""
-    cfg = parser.config
     spec = str(cfg.seed_points).strip().lower()
     has_sfm = scene.points is not None and len(scene.points[0]) > 0
     if spec == "sfm" and not has_sfm:
@@ -219,12 +202,50 @@ def scene_box_and_points(
             near_far[t, 0], near_far[t, 1], int(cfg.num_random_points), int(cfg.random_seed),
         )  # fmt: skip
         return box, pts
-    return box, parser.seed_points(box, transform, scale)
+    points = box_or_ply_seed_points(
+        cfg.seed_points, Path(cfg.data), box.aabb, cfg.num_random_points, cfg.random_seed, transform, scale
+    )
+    return box, points
 
 
-def build_outputs(parser: DynsplatDataParser, scene: SceneFrames, split: str) -> DataparserOutputs:
-    """``DataparserOutputs`` of ``split`` for a format's :class:`SceneFrames` (see the module docstring)."""
-    cfg = parser.config
+def common_metadata(
+    points: tuple[torch.Tensor, torch.Tensor],
+    train_times: np.ndarray | None,
+    alpha_color: torch.Tensor | None,
+) -> dict[str, Any]:
+    """Metadata every dynsplat parser reports.
+
+    Args:
+        points: Seed points ``(xyz, rgb)`` in our world.
+        train_times: Normalised times of the *train* split, whichever split is being parsed, so that the model sees
+            the same ``num_frames`` for every split (None: a static scene, one frame).
+        alpha_color: The parsed ``alpha_color`` (None: no compositing).
+
+    Returns:
+        ``points3D_xyz`` (float32 ``[M, 3]``), ``points3D_rgb`` (uint8 ``[M, 3]``), ``times_normalized`` (True),
+        ``num_frames`` (number of distinct training times, at least 1) and, unless ``alpha_color`` is None,
+        ``background_color`` (float32 ``[3]``).
+    """
+    metadata: dict[str, Any] = {
+        "points3D_xyz": points[0],
+        "points3D_rgb": points[1],
+        "times_normalized": True,
+        "num_frames": count_frames(train_times),
+    }
+    if alpha_color is not None:
+        metadata["background_color"] = alpha_color.clone()
+    return metadata
+
+
+def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.Tensor | None) -> DataparserOutputs:
+    """``DataparserOutputs`` of ``split`` for a format's :class:`SceneFrames` (see the module docstring).
+
+    Args:
+        scene: Every frame of the capture, as the format read it.
+        split: "train", "val" or "test".
+        cfg: The parser's :class:`~.base.DynsplatDataParserConfig`.
+        alpha_color: The parsed ``alpha_color`` (see :func:`~.base.parse_alpha_color`; None: no compositing).
+    """
     check_frames(scene)
     split_file = split_indices_file(cfg.split_indices, Path(cfg.data))
     splits = resolve_splits(scene.splits, len(scene), split_file, cfg.train_fraction, cfg.train_count)
@@ -241,10 +262,10 @@ def build_outputs(parser: DynsplatDataParser, scene: SceneFrames, split: str) ->
     if evaluating and scene.eval_downscale is not None:
         factor = int(scene.eval_downscale)
     files = [Path(names[i]) for i in indices]
-    files, widths, heights = prepare_split_images(parser, scene, files, indices, factor)
+    files, widths, heights = prepare_split_images(cfg, scene, files, indices, factor)
     intr = scaled_intrinsics(scene, indices, files, widths, heights)
 
-    times = normalized_times(parser, scene)
+    times = normalized_times(cfg, scene)
     train_times = None if times is None else times[splits["train"]]
     idx = torch.as_tensor(indices, dtype=torch.long)
     distortion = None
@@ -255,8 +276,8 @@ def build_outputs(parser: DynsplatDataParser, scene: SceneFrames, split: str) ->
         times=None if times is None else torch.from_numpy(times[indices]).float()[:, None],
         metadata=dict(scene.camera_metadata) or None, **intr,
     )  # fmt: skip
-    box, points = scene_box_and_points(parser, scene, c2w, transform, scale, splits["train"])
-    metadata = parser.common_metadata(box, transform, scale, train_times=train_times, points=points)
+    box, points = scene_box_and_points(cfg, scene, c2w, transform, scale, splits["train"])
+    metadata = common_metadata(points, train_times, alpha_color)
     metadata.update(scene.metadata)
     metadata.update({key: [values[i] for i in indices] for key, values in scene.per_frame_metadata.items()})
     metadata["split"] = split
@@ -266,7 +287,7 @@ def build_outputs(parser: DynsplatDataParser, scene: SceneFrames, split: str) ->
     return DataparserOutputs(
         image_filenames=files,
         cameras=cameras,
-        alpha_color=None if parser.alpha_color is None else parser.alpha_color.clone(),
+        alpha_color=None if alpha_color is None else alpha_color.clone(),
         scene_box=box,
         metadata=metadata,
         dataparser_transform=transform,

@@ -124,6 +124,65 @@ def read_ply_points(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     return xyz.astype(np.float32), rgb
 
 
+def seed_ply_path(spec: str, data: Path) -> Path | None:
+    """The PLY file a ``seed_points`` setting names (data folder first, then the working directory).
+
+    Args:
+        spec: The ``seed_points`` setting.
+        data: The dataset folder.
+
+    Returns:
+        The file, or None for 'random' / 'auto' (formats with SfM points handle 'auto' and 'sfm' themselves).
+
+    Raises:
+        DataParserError: ``spec`` is 'sfm' (this dataset has no SfM points) or names a file that does not exist.
+    """
+    spec = str(spec).strip()
+    if spec.lower() in ("random", "auto"):
+        return None
+    if spec.lower() == "sfm":
+        raise DataParserError(Path(data), "seed_points='sfm' but this dataset has no SfM points")
+    path = Path(spec).expanduser()
+    if not path.is_absolute() and (Path(data) / path).is_file():
+        return Path(data) / path
+    if not path.is_file():
+        problem = "seed_points PLY file not found (looked in the data folder and the working directory)"
+        raise DataParserError(path, problem)
+    return path
+
+
+def box_or_ply_seed_points(
+    spec: str,
+    data: Path,
+    aabb: torch.Tensor,
+    num_points: int,
+    seed: int,
+    transform: torch.Tensor | None = None,
+    scale: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seed points in our (transformed, scaled) world: the PLY ``spec`` names, else a uniform draw in ``aabb``.
+
+    Args:
+        spec: The ``seed_points`` setting ('random', 'auto' or a PLY path; see :func:`seed_ply_path`).
+        data: The dataset folder (relative PLY paths are looked up there first).
+        aabb: ``[2, 3]`` scene box in our world; random points are drawn inside it.
+        num_points: How many random points.
+        seed: RNG seed of the random points.
+        transform: ``[3, 4]`` dataparser transform applied to PLY points (dataset world → ours).
+        scale: Dataparser scale applied to PLY points after ``transform``.
+
+    Returns:
+        ``(xyz float32 [M, 3], rgb uint8 [M, 3])``; PLY points without colours get :data:`DEFAULT_POINT_RGB`.
+    """
+    ply = seed_ply_path(spec, data)
+    if ply is None:
+        return random_seed_points(aabb, num_points, seed)
+    xyz, rgb = read_ply_points(ply)
+    if rgb is None:
+        rgb = np.full(xyz.shape, DEFAULT_POINT_RGB, dtype=np.uint8)
+    return transform_points(torch.from_numpy(xyz), transform, scale), torch.from_numpy(rgb)
+
+
 def transform_points(xyz: torch.Tensor, transform: torch.Tensor | None = None, scale: float = 1.0) -> torch.Tensor:
     """Apply a dataparser transform: ``scale * (R @ p + t)`` with ``transform = [R | t]`` (``[3, 4]``)."""
     xyz = torch.as_tensor(xyz, dtype=torch.float32)

@@ -1,4 +1,4 @@
-"""LLFF's ``poses_bounds.npy`` (shared by the LLFF and D2RF parsers) and image-folder listing.
+"""LLFF's ``poses_bounds.npy`` and ``images_{k}/`` folders (shared by the LLFF and D2RF parsers).
 
 ``poses_bounds.npy`` holds one row of 17 floats per image, in sorted image-name order: a 3×5 matrix flattened row by
 row (columns: the camera-to-world rotation with axes [down, right, back], the camera centre, and [height, width,
@@ -17,9 +17,6 @@ import numpy as np
 
 from .errors import DataParserError
 from .scene import llff_to_opengl
-
-#: Image extensions picked up from image folders (case-insensitive).
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 @dataclass
@@ -95,21 +92,6 @@ def bounds_scale(bounds: np.ndarray, bd_factor: float | None, percentile: float 
     near = bounds[:, 0]
     ref = float(np.min(near)) if percentile is None else float(np.percentile(near, percentile))
     return 1.0 / (ref * float(bd_factor))
-
-
-def list_images(folder: Path, what: str = "image folder") -> list[Path]:
-    """Image files (png/jpg/jpeg, any case) in ``folder``, sorted by name as LLFF's ``imgs2poses`` orders them.
-
-    Raises:
-        DataParserError: The folder is missing or holds no images.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DataParserError(folder, f"{what} not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not files:
-        raise DataParserError(folder, f"{what} holds no images (.png/.jpg/.jpeg)")
-    return files
 
 
 def downscaled_folders(data: Path, prefix: str = "images_") -> list[tuple[int, Path]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataParserError
+from .files import load_json
 
 #: File looked up in the data folder when no ``split_indices`` path is configured.
 SPLIT_INDICES_NAME = "split_indices.json"
@@ -72,8 +73,6 @@ def read_split_indices(path: Path, num_frames: int) -> dict[str, list[int]]:
     Raises:
         DataParserError: Missing or malformed file, missing keys, non-integer, repeated or out-of-range indices.
     """
-    from .base import load_json  # base imports this module
-
     meta = load_json(path)
     if not isinstance(meta, dict):
         raise DataParserError(path, 'expected a JSON object {"train": [...], "test": [...]}')

@@ -118,8 +118,9 @@ def test_bad_input_raises_one_error_naming_the_file(
 
 def test_missing_registration_in_images_bin(d2rf_scene_copy: Path):
     """A view whose name images.bin does not know: the error names images.bin and the view."""
-    from dynsplat_ns.scenes.colmap_writer import ColmapImage, write_images
     from dynsplat_ns.dataparsers import colmap
+
+    from dynsplat_ns.scenes.colmap_writer import ColmapImage, write_images
 
     _, images = colmap.read_images(d2rf_scene_copy / "sparse" / "0")
     kept = [ColmapImage(im.id, im.name, im.camera_id, np.eye(4)) for im in images.values() if "000003" not in im.name]

@@ -1,4 +1,4 @@
-"""Shared dataparser helpers (dynsplat_ns.dataparsers.base, .errors, .images, .points; used by dynsplat-dnerf)."""
+"""Shared dataparser helpers (dynsplat_ns.dataparsers .base, .errors, .files, .images, .points, .times)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.base import count_frames, load_json, normalize_times, parse_alpha_color
+from dynsplat_ns.dataparsers.base import parse_alpha_color
 from dynsplat_ns.dataparsers.errors import DataParserError
+from dynsplat_ns.dataparsers.files import load_json
 from dynsplat_ns.dataparsers.images import check_image_sizes
 from dynsplat_ns.dataparsers.points import random_seed_points, read_ply_points, transform_points
+from dynsplat_ns.dataparsers.times import count_frames, normalize_times
 from PIL import Image
 
 # ----------------------------------------------------------------------------------------------------------------------

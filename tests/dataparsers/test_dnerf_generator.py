@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 import numpy as np
 import pytest
-from dynsplat_ns.scenes import synthetic
 from PIL import Image
+
+from dynsplat_ns.scenes import dnerf as make_dnerf_scene
+from dynsplat_ns.scenes import synthetic
 
 
 def _load_split(scene: Path, split: str) -> dict:
@@ -130,8 +131,8 @@ def test_cli_refuses_non_empty_dir_and_png_ext(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_cli_runs_as_a_script(tmp_path: Path):
-    cmd = [sys.executable, "-m", "dynsplat_ns.scenes.cli", "dnerf", str(tmp_path / "s"), "--size", "8", "--n-train", "2"]
-    cmd += ["--n-val", "0"]
+    cmd = [sys.executable, "-m", "dynsplat_ns.scenes.cli", "dnerf", str(tmp_path / "s"), "--size", "8"]
+    cmd += ["--n-train", "2", "--n-val", "0"]
     result = subprocess.run([*cmd, "--n-test", "1"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [

@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 import numpy as np
 import pytest
 import torch
@@ -15,6 +14,8 @@ from dynsplat_ns.dataparsers.dnerf import DNeRF, DNeRFDataParserConfig, dnerf_da
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
+
+from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 
 
 def parse(data: Path, split: str = "train", **config):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 import numpy as np
 import pytest
 import torch
@@ -14,6 +13,8 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from PIL import Image, ImageFile
+
+from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 from dynsplat_ns.scenes.synthetic import default_scene, model_rays, over_background, trace_rays
 
 TEST_IDS = ["1/DSC0001", "2/DSC0001", "3/DSC0001"]  # rig spot 1 (test_every=4)
