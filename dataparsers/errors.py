@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from dynsplat_ns.errors import InputFileError
 
 
-class DataParserError(ValueError):
+class DataParserError(InputFileError):
     """Bad input data. The message always starts with the offending file, then says what is wrong with it.
+
+    A :class:`~dynsplat_ns.errors.DynsplatError` (``ns-*`` tools report it in one line) and a ``ValueError``.
 
     Attributes:
         path: The offending file or folder.
         problem: What is wrong with it.
     """
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-    def __reduce__(self):
-        return (type(self), (self.path, self.problem))

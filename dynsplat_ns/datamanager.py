@@ -1,7 +1,11 @@
-"""Full-image datamanager that also works on CPU-only machines with many images.
+"""Full-image datamanager that also works on CPU-only machines with many images, and names broken image files.
 
 nerfstudio 1.1.5 switches ``cache_images`` to "cpu" above 500 training images and then calls ``pin_memory()``, which
 fails without a CUDA device. When no CUDA device exists, we cache on the datamanager's device (the CPU) instead.
+
+An image that cannot be decoded (truncated, missing, not an image) is reported with its path
+(:class:`~dynsplat_ns.errors.ImageFileError`); for training (``ns-train``) every image is decoded when the
+datamanager is set up, so a broken file stops the run before the first step rather than at the first evaluation.
 """
 
 from __future__ import annotations
@@ -9,23 +13,79 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager, FullImageDatamanagerConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+
+from dynsplat_ns.errors import DynsplatError, ImageFileError, exit_on_user_error
+
+#: What PIL/numpy raise for a file that cannot be read as an image (missing, truncated, corrupt, wrong shape).
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, AssertionError, Image.DecompressionBombError)
+
+
+def _decode_problem(err: BaseException) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "image file not found"
+    detail = str(err).strip() or type(err).__name__
+    return f"cannot decode image ({detail})"
+
+
+class DynsplatInputDataset(InputDataset):
+    """nerfstudio's InputDataset whose decoding errors name the image (or mask) file (:class:`ImageFileError`)."""
+
+    def get_numpy_image(self, image_idx: int) -> np.ndarray:
+        """The image as uint8 [H, W, 3|4]; raises :class:`ImageFileError` naming the file when it cannot be read."""
+        try:
+            return super().get_numpy_image(image_idx)
+        except DynsplatError:
+            raise
+        except DECODE_ERRORS as err:
+            path = self._dataparser_outputs.image_filenames[image_idx]
+            raise ImageFileError(path, _decode_problem(err)) from err
+
+    def get_data(self, image_idx: int, image_type: Literal["uint8", "float32"] = "float32") -> dict:
+        """nerfstudio's sample dict; a mask that cannot be read raises :class:`ImageFileError` naming it."""
+        try:
+            return super().get_data(image_idx, image_type=image_type)
+        except DynsplatError:
+            raise
+        except DECODE_ERRORS as err:
+            masks = self._dataparser_outputs.mask_filenames
+            if masks is None:
+                raise
+            raise ImageFileError(masks[image_idx], _decode_problem(err).replace("image", "mask", 1)) from err
+
+    def __getitem__(self, image_idx: int) -> dict:
+        """``get_data``; a broken file ends the ``ns-*`` command with one line naming it (nerfstudio's viewer draws
+        training-image thumbnails this way, e.g. in ``ns-viewer``, which does not cache the training images)."""
+        with exit_on_user_error():
+            return self.get_data(image_idx)
 
 
 @dataclass
 class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
-    """nerfstudio's full-image datamanager, safe on CPU-only torch."""
+    """nerfstudio's full-image datamanager, safe on CPU-only torch, naming image files it cannot decode."""
 
     _target: type = field(default_factory=lambda: DynsplatDatamanager)
     """Datamanager class to instantiate."""
 
 
-class DynsplatDatamanager(FullImageDatamanager[InputDataset]):
-    """FullImageDatamanager that never pins memory when there is no CUDA device."""
+class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
+    """FullImageDatamanager that never pins memory when there is no CUDA device and reports broken images by path.
+
+    For training (``test_mode="val"``) it decodes every train and eval image at setup (nerfstudio would do so at the
+    first step and the first evaluation), so a broken file ends the run at once.
+    """
+
+    def __init__(self, config: DynsplatDatamanagerConfig, device="cpu", test_mode="val", **kwargs):
+        super().__init__(config, device=device, test_mode=test_mode, **kwargs)
+        if test_mode == "val":
+            _ = self.cached_train, self.cached_eval
 
     def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
         if cache_images_device == "cpu" and not torch.cuda.is_available():
             cache_images_device = "gpu"  # nerfstudio's "gpu" means "self.device", which is the CPU here: no pinning
-        return super()._load_images(split, cache_images_device)
+        with exit_on_user_error():  # a broken image: one line naming it (ns-eval decodes eval images lazily)
+            return super()._load_images(split, cache_images_device)
