@@ -39,6 +39,8 @@ from typing import Any, Literal
 import torch
 from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserConfig, DataparserOutputs
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from .files import require_dir
 from .outputs import build_outputs
 from .scene import SPLITS, SceneFrames
@@ -143,7 +145,7 @@ def parse_alpha_color(spec: str | Sequence[float] | None) -> torch.Tensor | None
     except ValueError:
         values = []
     if len(values) != 3 or not all(0.0 <= v <= 1.0 for v in values):
-        raise ValueError(
+        raise DynsplatConfigError(
             f"alpha_color={spec!r}: expected 'white', 'black', 'none' or three comma-separated floats in [0, 1]"
         )
     return torch.tensor(values, dtype=torch.float32)
@@ -152,19 +154,21 @@ def parse_alpha_color(spec: str | Sequence[float] | None) -> torch.Tensor | None
 def validate_config(config: DynsplatDataParserConfig) -> None:
     """Check the shared config values, raising ``ValueError`` that names the bad option."""
     if not (isinstance(config.scale_factor, (int, float)) and math.isfinite(config.scale_factor)):
-        raise ValueError(f"scale_factor={config.scale_factor!r}: must be a finite number")
+        raise DynsplatConfigError(f"scale_factor={config.scale_factor!r}: must be a finite number")
     if config.scale_factor <= 0:
-        raise ValueError(f"scale_factor={config.scale_factor!r}: must be > 0")
+        raise DynsplatConfigError(f"scale_factor={config.scale_factor!r}: must be > 0")
     if int(config.downscale_factor) != config.downscale_factor or config.downscale_factor < 1:
-        raise ValueError(f"downscale_factor={config.downscale_factor!r}: must be an integer >= 1")
+        raise DynsplatConfigError(f"downscale_factor={config.downscale_factor!r}: must be an integer >= 1")
     if config.num_random_points < 0:
-        raise ValueError(f"num_random_points={config.num_random_points!r}: must be >= 0")
+        raise DynsplatConfigError(f"num_random_points={config.num_random_points!r}: must be >= 0")
     if config.time_normalization not in ("auto", "minmax"):
-        raise ValueError(f"time_normalization={config.time_normalization!r}: must be 'auto' or 'minmax'")
+        raise DynsplatConfigError(f"time_normalization={config.time_normalization!r}: must be 'auto' or 'minmax'")
     if config.orientation_method not in ("up", "pca", "vertical", "none"):
-        raise ValueError(f"orientation_method={config.orientation_method!r}: must be 'up', 'pca', 'vertical' or 'none'")
+        raise DynsplatConfigError(
+            f"orientation_method={config.orientation_method!r}: must be 'up', 'pca', 'vertical' or 'none'"
+        )
     if config.center_method not in ("poses", "focus", "none"):
-        raise ValueError(f"center_method={config.center_method!r}: must be 'poses', 'focus' or 'none'")
+        raise DynsplatConfigError(f"center_method={config.center_method!r}: must be 'poses', 'focus' or 'none'")
     validate_subset_options(config.train_fraction, config.train_count)
     parse_alpha_color(config.alpha_color)
 

@@ -35,6 +35,8 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from . import colmap
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
@@ -114,13 +116,13 @@ class D2RF(DynsplatDataParser):
     def __init__(self, config: D2RFDataParserConfig):
         super().__init__(config=config)
         if config.image_source not in IMAGE_FOLDERS:
-            raise ValueError(f"image_source={config.image_source!r}: must be one of {sorted(IMAGE_FOLDERS)}")
+            raise DynsplatConfigError(f"image_source={config.image_source!r}: must be one of {sorted(IMAGE_FOLDERS)}")
         if config.eval_image_source not in ("sharp", "same"):
-            raise ValueError(f"eval_image_source={config.eval_image_source!r}: must be 'sharp' or 'same'")
+            raise DynsplatConfigError(f"eval_image_source={config.eval_image_source!r}: must be 'sharp' or 'same'")
         if config.pose_source not in ("auto", "colmap", "poses_bounds"):
-            raise ValueError(f"pose_source={config.pose_source!r}: must be 'auto', 'colmap' or 'poses_bounds'")
+            raise DynsplatConfigError(f"pose_source={config.pose_source!r}: must be 'auto', 'colmap' or 'poses_bounds'")
         if int(config.llffhold) != config.llffhold or config.llffhold < 0:
-            raise ValueError(f"llffhold={config.llffhold!r}: must be an integer >= 0")
+            raise DynsplatConfigError(f"llffhold={config.llffhold!r}: must be an integer >= 0")
         self._scene: SceneFrames | None = None
 
     def read_scene(self, split: str) -> SceneFrames:

@@ -30,6 +30,8 @@ import numpy as np
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
 from .files import IMAGE_EXTENSIONS, load_json
@@ -203,7 +205,7 @@ class DNeRF(DynsplatDataParser):
     def __init__(self, config: DNeRFDataParserConfig):
         super().__init__(config=config)
         if not (_is_number(config.scene_bound) and 0.0 < config.scene_bound < math.inf):
-            raise ValueError(f"scene_bound={config.scene_bound!r}: must be a finite number > 0")
+            raise DynsplatConfigError(f"scene_bound={config.scene_bound!r}: must be a finite number > 0")
 
     def read_scene(self, split: str) -> SceneFrames:
         """Every frame of the transforms files (see :func:`read_dnerf`); read again for each split."""

@@ -33,6 +33,8 @@ from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
 from .files import load_json
@@ -108,9 +110,11 @@ class Eyeful(DynsplatDataParser):
     def __init__(self, config: EyefulDataParserConfig):
         super().__init__(config=config)
         if config.split_source not in ("auto", "splits.json", "transforms"):
-            raise ValueError(f"split_source={config.split_source!r}: must be 'auto', 'splits.json' or 'transforms'")
+            raise DynsplatConfigError(
+                f"split_source={config.split_source!r}: must be 'auto', 'splits.json' or 'transforms'"
+            )
         if not config.scene_bound > 0:
-            raise ValueError(f"scene_bound={config.scene_bound!r}: must be > 0")
+            raise DynsplatConfigError(f"scene_bound={config.scene_bound!r}: must be > 0")
         self._scene: SceneFrames | None = None
 
     def folders(self) -> tuple[Path, Path]:

@@ -26,6 +26,8 @@ import numpy as np
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .colmap import read_points
 from .errors import DataParserError
@@ -70,9 +72,9 @@ class LLFF(DynsplatDataParser):
     def __init__(self, config: LLFFDataParserConfig):
         super().__init__(config=config)
         if int(config.llffhold) != config.llffhold or config.llffhold < 0:
-            raise ValueError(f"llffhold={config.llffhold!r}: must be an integer >= 0")
+            raise DynsplatConfigError(f"llffhold={config.llffhold!r}: must be an integer >= 0")
         if config.bd_factor is not None and not config.bd_factor > 0:
-            raise ValueError(f"bd_factor={config.bd_factor!r}: must be > 0 (or None)")
+            raise DynsplatConfigError(f"bd_factor={config.bd_factor!r}: must be > 0 (or None)")
         self.includes_time = bool(config.time_from_order)
         self._scene: SceneFrames | None = None
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 from .errors import DataParserError
 from .files import load_json
 
@@ -111,12 +113,14 @@ def subset_evenly(indices: Sequence[int], fraction: float = 1.0, count: int | No
 def validate_subset_options(fraction: float, count: int | None) -> None:
     """Check ``train_fraction`` / ``train_count``, raising ``ValueError`` that names the option."""
     if not (isinstance(fraction, (int, float)) and 0.0 < fraction <= 1.0):
-        raise ValueError(f"train_fraction={fraction!r}: must be in (0, 1]")
+        raise DynsplatConfigError(f"train_fraction={fraction!r}: must be in (0, 1]")
     if count is not None:
         if isinstance(count, bool) or int(count) != count or count < 2:
-            raise ValueError(f"train_count={count!r}: must be an integer >= 2 (the first and last frames are kept)")
+            raise DynsplatConfigError(
+                f"train_count={count!r}: must be an integer >= 2 (the first and last frames are kept)"
+            )
         if fraction < 1.0:
-            raise ValueError("set train_fraction or train_count, not both")
+            raise DynsplatConfigError("set train_fraction or train_count, not both")
 
 
 def split_indices_file(config_path: Path | None, data_dir: Path) -> Path | None:

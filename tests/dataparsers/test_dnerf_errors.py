@@ -12,6 +12,8 @@ from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.dataparsers.errors import DataParserError
 from PIL import Image
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 
 def _edit_json(split: str, edit: Callable[[dict], None]) -> Callable[[Path], None]:
     def apply(data: Path) -> None:
@@ -105,7 +107,8 @@ def test_bad_input_raises_one_error_naming_the_file(
     [("alpha_color", "mauve"), ("scale_factor", 0.0), ("num_random_points", -1), ("scene_bound", -1.0)],
 )
 def test_bad_config_values_name_the_option(dnerf_scene: Path, option: str, value):
-    with pytest.raises(ValueError, match=option):
+    # A DynsplatConfigError (still a ValueError): the ns-* tools report it in one line, without a traceback.
+    with pytest.raises(DynsplatConfigError, match=option):
         DNeRFDataParserConfig(data=dnerf_scene, **{option: value}).setup()
 
 
