@@ -1,11 +1,13 @@
 """CPU benchmark of the torch rasterizer backend against the naive dense reference.
 
-Prints a markdown table: for each (N Gaussians, image size) the forward+backward time of the torch backend
-(median of a few runs after a warm-up), its pair counts and pairs/s, its peak RSS, and the same for the dense
-reference with the speed-up. Every (config, renderer) runs in a fresh subprocess, so peak RSS is per config
-(``import torch`` alone accounts for ~0.5 GB of it on this machine; the table also shows the increase over that).
+Prints a markdown table: for each (N Gaussians, image size) the forward+backward time of the torch backend (median
+of a few runs after a warm-up), its work counts and composited (Gaussian, pixel) pairs/s, its peak RSS, and the same
+for the compiled CPU backend (``backend="cpp"``, same pair counts; its ratio to the torch backend) and the dense
+reference with the speed-up. Every (config, renderer) runs in a fresh subprocess, so peak RSS is per
+config (``import torch`` alone accounts for ~0.5 GB of it on this machine; the table also shows the increase over
+that).
 
-Counts: ``candidates`` are the (pixel, slot) grid cells the torch backend evaluated, ``skipped`` the (block, Gaussian)
+Counts: ``grid cells`` are the (pixel, slot) grid cells the torch backend evaluated, ``skipped`` the (block, Gaussian)
 intersections it never evaluated because every pixel of the block had already stopped, ``composited pairs`` the
 (Gaussian, pixel) pairs that get weight (alpha >= 1/255, in front of the early stop at T <= 1e-4; a property of the
 scene, not of the implementation). ``pairs/s`` = composited pairs / fwd+bwd wall seconds. ``CPU s`` is the process CPU
@@ -19,6 +21,8 @@ Usage::
     python benchmarks/rasterizer.py            # full sweep: N in {1k, 10k, 50k} x {64^2, 128^2}
     python benchmarks/rasterizer.py --quick    # smaller sweep
     python benchmarks/rasterizer.py --threads 1  # one torch thread per worker (robust on a busy machine)
+    python benchmarks/rasterizer.py --quick --no-dense --block-size 4 --chunk-size 32  # other BlockOptions
+    python benchmarks/rasterizer.py --no-cpp   # without the compiled CPU backend's columns (backend="cpp")
 """
 
 from __future__ import annotations
@@ -62,14 +66,17 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None) -> dict:
-    """Time fwd+bwd of one renderer on one config (runs inside its own subprocess)."""
+def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None, options: dict | None = None) -> dict:
+    """Time fwd+bwd of one renderer on one config (runs inside its own subprocess).
+
+    ``options`` are :class:`dynsplat_ns.render.BlockOptions` fields for the torch backend (defaults where absent).
+    """
     import torch
 
     if threads:
         torch.set_num_threads(threads)
 
-    from dynsplat_ns.render import rasterize
+    from dynsplat_ns.render import BlockOptions, rasterize
     from dynsplat_ns.render.dense_reference import dense_composite_pixels
     from dynsplat_ns.render.projection import project_gaussians
     from dynsplat_ns.render.torch_backend import rasterize_torch
@@ -80,13 +87,27 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None) 
     n_pix = size * size
     out: dict = {"renderer": renderer, "n": n, "size": size, "threads": torch.get_num_threads()}
 
-    if renderer == "torch":
+    if renderer == "cpp":  # the compiled CPU backend (built on first use; the build is not timed)
+        from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+
+        if load_cpu_kernels() is None:
+            raise RuntimeError("compiled CPU kernels unavailable")
+
+        def step():
+            render, alpha, _ = rasterize(*params, viewmats, ks, size, size, backend="cpp")
+            (render.sum() + alpha.sum()).backward()
+
+        scale = 1.0
+    elif renderer == "torch":
+        torch_options = BlockOptions(**(options or {}))
         stats: dict = {}
-        rasterize_torch(*params, viewmats, ks, size, size, stats=stats)
+        rasterize_torch(*params, viewmats, ks, size, size, options=torch_options, stats=stats)
         out.update(stats)
 
         def step():
-            render, alpha, _ = rasterize(*params, viewmats, ks, size, size, backend="torch")
+            render, alpha, _ = rasterize(
+                *params, viewmats, ks, size, size, backend="torch", torch_options=torch_options
+            )
             (render.sum() + alpha.sum()).backward()
 
         scale = 1.0
@@ -131,9 +152,12 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None) 
     return out
 
 
-def run_in_subprocess(renderer: str, n: int, size: int, repeats: int, threads: int | None) -> dict:
+def run_in_subprocess(
+    renderer: str, n: int, size: int, repeats: int, threads: int | None, options: dict | None = None
+) -> dict:
     cmd = [sys.executable, __file__, "--worker", renderer, "--n", str(n), "--size", str(size)]
     cmd += ["--repeats", str(repeats)] + (["--threads", str(threads)] if threads else [])
+    cmd += ["--options-json", json.dumps(options or {})]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({renderer}, N={n}, {size}^2):\n{proc.stderr[-3000:]}")
@@ -154,29 +178,55 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per config (median)")
     parser.add_argument("--no-dense", action="store_true", help="skip the dense reference")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: torch's)")
-    parser.add_argument("--worker", choices=["torch", "dense"], help=argparse.SUPPRESS)
+    parser.add_argument("--block-size", type=int, default=None, help="BlockOptions.block_size of the torch backend")
+    parser.add_argument("--chunk-size", type=int, default=None, help="BlockOptions.chunk_size of the torch backend")
+    parser.add_argument("--cell-budget", type=int, default=None, help="BlockOptions.cell_budget of the torch backend")
+    parser.add_argument("--options-json", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--no-cpp", action="store_true", help="skip the compiled CPU backend (backend='cpp')")
+    parser.add_argument("--worker", choices=["torch", "dense", "cpp"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(worker(args.worker, args.n, args.size, args.repeats, args.threads)))
+        options = json.loads(args.options_json)
+        print(json.dumps(worker(args.worker, args.n, args.size, args.repeats, args.threads, options)))
         return
+
+    chosen = {"block_size": args.block_size, "chunk_size": args.chunk_size, "cell_budget": args.cell_budget}
+    options = {key: value for key, value in chosen.items() if value is not None}
 
     configs = QUICK if args.quick else FULL
     repeats = args.repeats or (3 if args.quick else 5)
     load = os.getloadavg()[0]
     print(f"# Rasterizer benchmark (CPU, fwd+bwd, median of {repeats} runs after a warm-up)")
-    print(f"load average at start: {load:.2f}; python {sys.version.split()[0]}\n")
+    print(f"load average at start: {load:.2f}; python {sys.version.split()[0]}")
+    print(f"torch backend options: {options or 'defaults'}\n")
+    use_cpp = not args.no_cpp
+    if use_cpp:  # build (or load) the compiled kernels once, outside the timed workers
+        from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+
+        use_cpp = load_cpu_kernels() is not None
     header = (
-        "| N | image | candidates | skipped | composited pairs | torch fwd+bwd wall s | torch CPU s "
-        "| pairs/s (wall) | torch peak RSS MB (+ over import) | dense fwd+bwd wall s | dense CPU s | dense peak RSS MB "
-        "| speed-up wall / CPU |"
+        "| N | image | grid cells | skipped | composited pairs | torch fwd+bwd wall s | torch CPU s "
+        "| pairs/s (wall) | torch peak RSS MB (+ over import) | cpp fwd+bwd wall s | cpp CPU s | cpp pairs/s (wall) "
+        "| cpp peak RSS MB (+ over import) | cpp vs torch wall / CPU "
+        "| dense fwd+bwd wall s | dense CPU s | dense peak RSS MB | speed-up wall / CPU |"
     )
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for n, size in configs:
-        t = run_in_subprocess("torch", n, size, repeats, args.threads)
+        t = run_in_subprocess("torch", n, size, repeats, args.threads, options)
+        cpp_cols = ["-"] * 5
+        if use_cpp:
+            c = run_in_subprocess("cpp", n, size, repeats, args.threads)
+            cpp_cols = [
+                f"{c['seconds']:.3f}",
+                f"{c['cpu_seconds']:.3f}",
+                f"{t['n_composited'] / c['seconds'] / 1e6:.1f} M",
+                _fmt_rss(c),
+                f"{t['seconds'] / c['seconds']:.1f}x / {t['cpu_seconds'] / c['cpu_seconds']:.1f}x",
+            ]
         dense_cols = ["-", "-", "-", "-"]
         if not args.no_dense:
             d = run_in_subprocess("dense", n, size, max(1, min(repeats, 3)), args.threads)
@@ -191,13 +241,14 @@ def main() -> None:
         row = [
             f"{n:,}",
             f"{size}x{size}",
-            _fmt_count(t["n_candidates"]),
+            _fmt_count(t["n_cells"]),
             f"{t['n_skipped']:,}",
-            _fmt_count(t["n_pairs"]),
+            _fmt_count(t["n_composited"]),
             f"{t['seconds']:.3f}",
             f"{t['cpu_seconds']:.3f}",
-            f"{t['n_pairs'] / t['seconds'] / 1e6:.1f} M",
+            f"{t['n_composited'] / t['seconds'] / 1e6:.1f} M",
             _fmt_rss(t),
+            *cpp_cols,
             *dense_cols,
         ]
         print("| " + " | ".join(row) + " |", flush=True)

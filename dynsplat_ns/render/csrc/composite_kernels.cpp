@@ -1,0 +1,376 @@
+// Compiled CPU compositor of dynsplat-ns: the per-block front-to-back walk of dynsplat_ns/render/composite.py as
+// fused loops (forward and its exact backward), multi-threaded over pixel blocks (OpenMP, torch's thread count).
+//
+// Rules (gsplat 1.4.0, dynsplat_ns/render/rules.py): sigma = d^T conic d / 2 with d = mean2d - pixel centre (+0.5),
+// alpha = min(0.999, o exp(-sigma)); pairs with sigma < 0 or alpha < 1/255 are skipped; a pixel stops before the first
+// Gaussian whose inclusion would take its transmittance T to <= 1e-4. Each b x b pixel block (b divides 16) lists the
+// Gaussians whose support box overlaps it, front to back (bindings.cpp).
+//
+// The backward walks each pixel back to front from its last composited Gaussian, recovering T by division
+// (T_i = T_{i+1} / (1 - a_i); a_i <= 0.999) and carrying S = T_final (bg . g - g_alpha) + sum_{j > i} w_j q_j
+// (q = features . dL/drender), so dL/da_i = T_i q_i - S / (1 - a_i). Gradients are summed per list entry (each entry
+// belongs to one block: no races, results independent of the thread count), then per Gaussian (reduce_rows).
+//
+// The loops over a block's pixels are innermost and branch-free, so the compiler vectorises them (float: a
+// polynomial exp; double: std::exp). The block side is a template parameter (fixed trip counts).
+
+#include "composite_kernels.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace dynsplat {
+namespace {
+
+constexpr double kAlphaMin = 1.0 / 255.0;
+constexpr double kAlphaMax = 0.999;
+constexpr double kTMin = 1e-4;
+constexpr int kStopCheck = 4;  // list entries between checks whether every pixel of a block has stopped
+// Fewest list entries (resp. Gaussians) per thread: small renders run on one thread, since waking and joining threads
+// costs more than they save (and much more on a busy machine).
+constexpr int64_t kEntriesPerThread = 16384;
+constexpr int64_t kGaussiansPerThread = 8192;
+
+int threads_for(int threads, int64_t work, int64_t per_thread) {
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / per_thread)));
+}
+
+// exp(x) for x <= 0 (clamped to [-87, 0]): Cephes' single-precision polynomial, ~1 ulp, vectorisable.
+inline float exp_nonpos(float x) {
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 0.0f ? 0.0f : x;
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return y * scale;
+}
+
+inline double exp_nonpos(double x) { return std::exp(x > 0.0 ? 0.0 : x); }
+
+// min(a, b) in a form GCC vectorises (the fmin builtins; inputs are finite).
+inline float min_(float a, float b) { return __builtin_fminf(a, b); }
+inline double min_(double a, double b) { return __builtin_fmin(a, b); }
+inline float abs_(float a) { return __builtin_fabsf(a); }
+inline double abs_(double a) { return __builtin_fabs(a); }
+
+// Runs fn(scratch, task) for task in [0, n) on `threads` OpenMP threads, handing tasks out dynamically (block costs
+// vary a lot); each thread makes its own scratch with make().
+template <typename Make, typename F>
+void parallel_tasks(int64_t n, int threads, const Make& make, const F& fn) {
+  if (n <= 0) return;
+  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
+  std::atomic<int64_t> next{0};
+#pragma omp parallel num_threads(threads) if (threads > 1)
+  {
+    auto scratch = make();
+    for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(scratch, task);
+  }
+}
+
+// Pixel centres of a block and the flat pixel index of each (-1 outside the image).
+template <typename T, int B>
+int block_pixels(const Grid& g, int64_t bid, T* cx, T* cy, int64_t* pix) {
+  const int64_t cam = bid / g.per_cam(), rem = bid % g.per_cam();
+  const int64_t x0 = (rem % g.blocks_x) * B, y0 = (rem / g.blocks_x) * B;
+  int inside = 0;
+  for (int ly = 0; ly < B; ++ly) {
+    for (int lx = 0; lx < B; ++lx) {
+      const int p = ly * B + lx;
+      const int64_t x = x0 + lx, y = y0 + ly;
+      cx[p] = static_cast<T>(x) + T(0.5);
+      cy[p] = static_cast<T>(y) + T(0.5);
+      const bool in = x < g.width && y < g.height;
+      pix[p] = in ? (cam * g.height + y) * g.width + x : -1;
+      inside += in;
+    }
+  }
+  return inside;
+}
+
+// One list entry against the P pixels of a block, front to back: composites it where it passes the rules, updates
+// T, the live flags (0 once a pixel has stopped) and last, writes the weights w; returns their sum (0: composited
+// nowhere). A separate function with restrict pointers, so that GCC vectorises the loop.
+template <typename T, int P>
+inline T forward_pixels(const T* __restrict cx, const T* __restrict cy, T* __restrict live, T* __restrict T_,
+                        T* __restrict w, int32_t* __restrict lastp, T mx, T my, T ca, T cb, T cc, T op,
+                        int32_t next) {
+  const T a_min = static_cast<T>(kAlphaMin), a_max = static_cast<T>(kAlphaMax), t_min = static_cast<T>(kTMin);
+#pragma omp simd
+  for (int p = 0; p < P; ++p) {
+    const T dx = mx - cx[p], dy = my - cy[p];
+    const T sigma = (ca * dx * dx) * T(0.5) + (cc * dy * dy) * T(0.5) + (cb * dx) * dy;
+    const T al = min_(op * exp_nonpos(-sigma), a_max);
+    const bool ok = (sigma >= T(0)) & (al >= a_min) & (live[p] > T(0));
+    const T tn = T_[p] * (T(1) - al);
+    const bool inc = ok & (tn > t_min);
+    w[p] = inc ? al * T_[p] : T(0);
+    live[p] = (ok & !inc) ? T(0) : live[p];
+    T_[p] = inc ? tn : T_[p];
+    lastp[p] = inc ? next : lastp[p];
+  }
+  T weight = 0;  // a separate loop: with this reduction inside the loop above, GCC no longer vectorises it
+#pragma omp simd reduction(+ : weight)
+  for (int p = 0; p < P; ++p) weight += w[p];
+  return weight;
+}
+
+template <typename T, int B>
+void forward_impl(const Splats<T>& s, const Grid& g, T* render, T* t_final, int32_t* last) {
+  constexpr int P = B * B;
+  const int64_t D = s.n_ch;
+  auto make = [&] { return std::vector<T>(D * P); };
+  const int threads = threads_for(g.threads, s.start[g.n_blocks()], kEntriesPerThread);
+  parallel_tasks(g.n_blocks(), threads, make, [&](std::vector<T>& acc, int64_t bid) {
+    alignas(64) T cx[P], cy[P], live[P], T_[P], w[P];
+    alignas(64) int32_t lastp[P];
+    int64_t pix[P];
+    std::fill(acc.begin(), acc.end(), T(0));
+    const int inside = block_pixels<T, B>(g, bid, cx, cy, pix);
+    for (int p = 0; p < P; ++p) {
+      T_[p] = T(1);
+      lastp[p] = 0;
+      live[p] = pix[p] >= 0 ? T(1) : T(0);
+    }
+    const int64_t s0 = s.start[bid], s1 = s.start[bid + 1];
+    bool any_live = inside > 0;
+    for (int64_t k = s0; k < s1 && any_live; ++k) {
+      const int64_t gi = s.entries[k];
+      const T mx = s.means2d[2 * gi], my = s.means2d[2 * gi + 1];
+      const T ca = s.conics[3 * gi], cb = s.conics[3 * gi + 1], cc = s.conics[3 * gi + 2], op = s.opacities[gi];
+      const int32_t next = static_cast<int32_t>(k - s0 + 1);
+      const T weight = forward_pixels<T, P>(cx, cy, live, T_, w, lastp, mx, my, ca, cb, cc, op, next);
+      if (weight == T(0)) {  // nothing composited: no colour to add (a pixel may have stopped)
+        if ((k - s0) % kStopCheck == kStopCheck - 1) {
+          T any = 0;
+#pragma omp simd reduction(+ : any)
+          for (int p = 0; p < P; ++p) any += live[p];
+          any_live = any > T(0);
+        }
+        continue;
+      }
+      const T* f = s.features + gi * D;
+      for (int64_t d = 0; d < D; ++d) {
+        T* a = acc.data() + d * P;
+        const T fd = f[d];
+#pragma omp simd
+        for (int p = 0; p < P; ++p) a[p] += w[p] * fd;
+      }
+      if ((k - s0) % kStopCheck == kStopCheck - 1) {
+        T any = 0;
+#pragma omp simd reduction(+ : any)
+        for (int p = 0; p < P; ++p) any += live[p];
+        any_live = any > T(0);
+      }
+    }
+    const int64_t cam = bid / g.per_cam();
+    for (int p = 0; p < P; ++p) {
+      if (pix[p] < 0) continue;
+      t_final[pix[p]] = T_[p];
+      last[pix[p]] = lastp[p];
+      for (int64_t d = 0; d < D; ++d) {
+        const T bg = s.backgrounds ? s.backgrounds[cam * D + d] * T_[p] : T(0);
+        render[pix[p] * D + d] = acc[d * P + p] + bg;
+      }
+    }
+  });
+}
+
+// Backward of one list entry against the P pixels of a block, in two passes: entry_alphas evaluates alpha and which
+// pixels composited the entry (false: none did), backward_pixels updates T and S back to front (see the header
+// comment), writes the weights w and the entry's gradient sums out[0 .. kRowExtra). Separate functions with restrict
+// pointers, so that GCC vectorises the loops.
+template <typename T, int P>
+inline bool entry_alphas(const T* __restrict cx, const T* __restrict cy, const T* __restrict lastp,
+                         T* __restrict alpha, T* __restrict okv, T mx, T my, T ca, T cb, T cc, T op, T idx_t) {
+  const T a_min = static_cast<T>(kAlphaMin), a_max = static_cast<T>(kAlphaMax);
+  T n_ok = 0;
+#pragma omp simd reduction(+ : n_ok)
+  for (int p = 0; p < P; ++p) {
+    const T dx = mx - cx[p], dy = my - cy[p];
+    const T sigma = (ca * dx * dx) * T(0.5) + (cc * dy * dy) * T(0.5) + (cb * dx) * dy;
+    const T al = min_(op * exp_nonpos(-sigma), a_max);
+    const bool ok = (idx_t < lastp[p]) & (sigma >= T(0)) & (al >= a_min);
+    alpha[p] = al;
+    okv[p] = ok ? T(1) : T(0);
+    n_ok += okv[p];
+  }
+  return n_ok > T(0);
+}
+
+template <typename T, int P>
+inline void backward_pixels(const T* __restrict cx, const T* __restrict cy, const T* __restrict q,
+                            const T* __restrict alpha, const T* __restrict okv, T* __restrict T_, T* __restrict S,
+                            T* __restrict w, T mx, T my, T ca, T cb, T cc, T* __restrict out) {
+  const T a_max = static_cast<T>(kAlphaMax);
+  T s_mx = 0, s_my = 0, s_ca = 0, s_cb = 0, s_cc = 0, s_va = 0, s_ax = 0, s_ay = 0;
+#pragma omp simd reduction(+ : s_mx, s_my, s_ca, s_cb, s_cc, s_va, s_ax, s_ay)
+  for (int p = 0; p < P; ++p) {
+    const T dx = mx - cx[p], dy = my - cy[p];
+    const T al = alpha[p];
+    const bool ok = okv[p] > T(0);
+    const T inv = T(1) / (T(1) - al);
+    const T ti = ok ? T_[p] * inv : T_[p];
+    const T wi = ok ? al * ti : T(0);
+    const T v = ok ? ti * q[p] - S[p] * inv : T(0);  // dL/dalpha
+    S[p] += wi * q[p];
+    T_[p] = ti;
+    w[p] = wi;
+    const T va = (ok & (al < a_max)) ? v * al : T(0);  // -dL/dsigma
+    const T gx = -va * (ca * dx + cb * dy), gy = -va * (cb * dx + cc * dy);
+    s_mx += gx;
+    s_my += gy;
+    s_ca += -va * (dx * dx) * T(0.5);
+    s_cb += -va * (dx * dy);
+    s_cc += -va * (dy * dy) * T(0.5);
+    s_va += va;
+    s_ax += abs_(gx);
+    s_ay += abs_(gy);
+  }
+  out[0] = s_mx;
+  out[1] = s_my;
+  out[2] = s_ca;
+  out[3] = s_cb;
+  out[4] = s_cc;
+  out[5] = s_va;
+  out[6] = s_ax;
+  out[7] = s_ay;
+}
+
+template <typename T, int B>
+void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const int32_t* last, const T* grad_render,
+                   const T* grad_alpha, T* rows) {
+  constexpr int P = B * B;
+  const int64_t D = s.n_ch, row = kRowExtra + D;
+  auto make = [&] { return std::vector<T>(D * P); };
+  const int threads = threads_for(g.threads, s.start[g.n_blocks()], kEntriesPerThread);
+  parallel_tasks(g.n_blocks(), threads, make, [&](std::vector<T>& gpix, int64_t bid) {
+    alignas(64) T cx[P], cy[P], T_[P], S[P], q[P], w[P], lastp[P], alpha[P], okv[P];
+    int64_t pix[P];
+    if (block_pixels<T, B>(g, bid, cx, cy, pix) == 0) return;
+    const int64_t cam = bid / g.per_cam(), s0 = s.start[bid];
+    int32_t walk = 0;
+    for (int p = 0; p < P; ++p) {
+      T bg_dot = 0;
+      T_[p] = T(1);
+      lastp[p] = T(0);
+      for (int64_t d = 0; d < D; ++d) gpix[d * P + p] = T(0);
+      if (pix[p] >= 0) {
+        bg_dot = -grad_alpha[pix[p]];
+        for (int64_t d = 0; d < D; ++d) {
+          const T gr = grad_render[pix[p] * D + d];
+          gpix[d * P + p] = gr;
+          if (s.backgrounds) bg_dot += s.backgrounds[cam * D + d] * gr;
+        }
+        T_[p] = t_final[pix[p]];
+        lastp[p] = static_cast<T>(last[pix[p]]);
+        walk = std::max(walk, last[pix[p]]);
+      }
+      S[p] = T_[p] * bg_dot;
+    }
+    for (int32_t idx = walk - 1; idx >= 0; --idx) {
+      const int64_t k = s0 + idx, gi = s.entries[k];
+      const T mx = s.means2d[2 * gi], my = s.means2d[2 * gi + 1];
+      const T ca = s.conics[3 * gi], cb = s.conics[3 * gi + 1], cc = s.conics[3 * gi + 2], op = s.opacities[gi];
+      // Entries composited nowhere in this block have zero gradients and leave T and S unchanged.
+      if (!entry_alphas<T, P>(cx, cy, lastp, alpha, okv, mx, my, ca, cb, cc, op, static_cast<T>(idx))) continue;
+      const T* f = s.features + gi * D;
+      for (int p = 0; p < P; ++p) q[p] = T(0);
+      for (int64_t d = 0; d < D; ++d) {
+        const T* gd = gpix.data() + d * P;
+        const T fd = f[d];
+#pragma omp simd
+        for (int p = 0; p < P; ++p) q[p] += fd * gd[p];
+      }
+      T* out = rows + k * row;
+      backward_pixels<T, P>(cx, cy, q, alpha, okv, T_, S, w, mx, my, ca, cb, cc, out);
+      for (int64_t d = 0; d < D; ++d) {
+        const T* gd = gpix.data() + d * P;
+        T acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int p = 0; p < P; ++p) acc += w[p] * gd[p];
+        out[kRowExtra + d] = acc;
+      }
+    }
+  });
+}
+
+}  // namespace
+
+#define DYNSPLAT_BLOCK_SWITCH(block, call) \
+  switch (block) {                         \
+    case 1: call(1); break;                \
+    case 2: call(2); break;                \
+    case 4: call(4); break;                \
+    case 8: call(8); break;                \
+    default: call(16); break;              \
+  }
+
+template <typename T>
+void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_final, int32_t* last) {
+#define DYNSPLAT_FWD(B) forward_impl<T, B>(s, grid, render, t_final, last)
+  DYNSPLAT_BLOCK_SWITCH(grid.block, DYNSPLAT_FWD)
+#undef DYNSPLAT_FWD
+}
+
+template <typename T>
+void composite_backward(const Splats<T>& s, const Grid& grid, const T* t_final, const int32_t* last,
+                        const T* grad_render, const T* grad_alpha, T* rows) {
+#define DYNSPLAT_BWD(B) backward_impl<T, B>(s, grid, t_final, last, grad_render, grad_alpha, rows)
+  DYNSPLAT_BLOCK_SWITCH(grid.block, DYNSPLAT_BWD)
+#undef DYNSPLAT_BWD
+}
+
+template <typename T>
+void reduce_rows(const T* rows, int64_t n_ch, const int64_t* vis, int64_t n_vis, const int64_t* gen_first,
+                 const int64_t* slot_of_gen, const T* opacities, int threads, T* v_means, T* v_conics, T* v_opac,
+                 T* v_feat, T* v_abs) {
+  const int64_t row = kRowExtra + n_ch;
+  constexpr int64_t kChunk = 1024;
+  auto make = [&] { return std::vector<T>(row); };
+  threads = threads_for(threads, n_vis, kGaussiansPerThread);
+  parallel_tasks((n_vis + kChunk - 1) / kChunk, threads, make, [&](std::vector<T>& sum, int64_t chunk) {
+    for (int64_t v = chunk * kChunk; v < std::min(n_vis, (chunk + 1) * kChunk); ++v) {
+      std::fill(sum.begin(), sum.end(), T(0));
+      for (int64_t j = gen_first[v]; j < gen_first[v + 1]; ++j) {
+        const T* r = rows + slot_of_gen[j] * row;
+        for (int64_t c = 0; c < row; ++c) sum[c] += r[c];
+      }
+      const int64_t gi = vis[v];
+      v_means[2 * gi] = sum[0];
+      v_means[2 * gi + 1] = sum[1];
+      v_conics[3 * gi] = sum[2];
+      v_conics[3 * gi + 1] = sum[3];
+      v_conics[3 * gi + 2] = sum[4];
+      v_opac[gi] = opacities[gi] > T(0) ? sum[5] / opacities[gi] : T(0);
+      if (v_abs) {
+        v_abs[2 * gi] = sum[6];
+        v_abs[2 * gi + 1] = sum[7];
+      }
+      for (int64_t d = 0; d < n_ch; ++d) v_feat[gi * n_ch + d] = sum[kRowExtra + d];
+    }
+  });
+}
+
+#define DYNSPLAT_INSTANTIATE(T)                                                                                   \
+  template void composite_forward<T>(const Splats<T>&, const Grid&, T*, T*, int32_t*);                            \
+  template void composite_backward<T>(const Splats<T>&, const Grid&, const T*, const int32_t*, const T*, const T*, \
+                                      T*);                                                                        \
+  template void reduce_rows<T>(const T*, int64_t, const int64_t*, int64_t, const int64_t*, const int64_t*,         \
+                               const T*, int, T*, T*, T*, T*, T*);
+DYNSPLAT_INSTANTIATE(float)
+DYNSPLAT_INSTANTIATE(double)
+#undef DYNSPLAT_INSTANTIATE
+
+}  // namespace dynsplat
