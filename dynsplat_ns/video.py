@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
+
+#: The module of ``ns-render``; :func:`ensure_ffmpeg_for_ns_render` acts only in processes that imported it.
+NS_RENDER_MODULE = "nerfstudio.scripts.render"
 
 
 def _link_dir() -> Path:
@@ -42,3 +46,16 @@ def ensure_ffmpeg() -> str | None:
         return None
     os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + str(link_dir)
     return shutil.which("ffmpeg")
+
+
+def ensure_ffmpeg_for_ns_render() -> str | None:
+    """:func:`ensure_ffmpeg`, only inside ``ns-render`` (the one ``ns-*`` command that writes videos); elsewhere
+    nothing is linked and PATH stays as it is. Called when a dynsplat pipeline is set up, which ``ns-render`` does
+    (in ``eval_setup``) before it looks for ffmpeg.
+
+    Returns:
+        The ffmpeg executable ``ns-render`` will use, or None (none available, or not inside ``ns-render``).
+    """
+    if NS_RENDER_MODULE not in sys.modules:
+        return None
+    return ensure_ffmpeg()

@@ -3,38 +3,47 @@
 nerfstudio 1.1.5's viewer already does most of what dynamic scenes need: a "Time" slider when the dataparser sets
 ``includes_time`` (the render thread copies it into ``Cameras.times``, which :class:`DynamicSplatModel` renders at),
 per-keyframe times in the render panel's camera paths, and low-resolution renders while the camera moves followed
-by one at "Max res" once it stops. :func:`install` adds what is missing for our models:
+by one at "Max res" once it stops. This module adds what is missing for our models, only for dynsplat pipelines and
+only once one is set up (importing it changes nothing):
 
-* **Loopback by default.** ``ns-viewer`` rebuilds its ``ViewerConfig`` from its own command line (default host
-  ``0.0.0.0``) and ignores the ``websocket_host="127.0.0.1"`` saved with a dynsplat run. For dynsplat pipelines the
-  viewer binds to 127.0.0.1 unless ``--viewer.websocket-host`` is given on the command line.
+* **Loopback by default.** The dynsplat methods save ``websocket_host="127.0.0.1"`` in their config, so ``ns-train``
+  binds to loopback unless ``--viewer.websocket-host`` says otherwise. ``ns-viewer`` rebuilds its ``ViewerConfig``
+  from its own command line (default host ``0.0.0.0``) and drops the saved one; :func:`use_saved_viewer_host` makes it
+  bind to the host saved in the run's ``config.yml`` instead (loopback if there is none), unless
+  ``--viewer.websocket-host`` is given on its command line.
 * **CPU-sized full-resolution frames.** On CPU the still frame after a move is rendered at ``CPU_MAX_RES`` (the
   "Max res" slider's initial value; nerfstudio's 512 takes seconds with the pure-torch rasterizer). Set the
   ``DYNSPLAT_VIEWER_MAX_RES`` environment variable to choose another value (on any device).
 * **A first view that shows the scene.** Viser starts every browser at a fixed pose near the origin, i.e. inside a
   D-NeRF-sized scene; each new browser tab is moved to the first training camera instead (just past its frustum).
 
-:func:`install` wraps ``nerfstudio.viewer.viewer.Viewer.__init__`` once per process and leaves viewers of other
-models alone; the method configs call it, so every ``ns-*`` command that loads a dynsplat method has it.
+The last two come through nerfstudio's own hook for pipelines: a :class:`DynsplatViewerControl` attribute of the
+pipeline, which every nerfstudio ``Viewer`` finds and sets up with itself while it is constructed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-#: Host the viewer binds to unless the user asks for another one.
+import yaml
+from nerfstudio.viewer.viewer import Viewer
+from nerfstudio.viewer.viewer_elements import ViewerControl
+
+#: Host a dynsplat viewer binds to when neither the run's config nor the command line names one.
 DEFAULT_VIEWER_HOST = "127.0.0.1"
-#: nerfstudio's ``ViewerConfig.websocket_host`` default (all interfaces), replaced by ``DEFAULT_VIEWER_HOST``.
-NERFSTUDIO_DEFAULT_HOST = "0.0.0.0"
 #: Command-line spellings of the host flag (tyro accepts both; ``--flag=value`` too).
 HOST_FLAGS = ("--viewer.websocket-host", "--viewer.websocket_host")
+#: Command-line spellings of ``ns-viewer``'s run config flag.
+LOAD_CONFIG_FLAGS = ("--load-config", "--load_config")
+#: The module of ``ns-viewer`` (``nerfstudio.scripts.viewer.run_viewer``), whose ``ViewerState`` builds its viewer.
+RUN_VIEWER_MODULE = "nerfstudio.scripts.viewer.run_viewer"
 #: Initial "Max res" (pixels, longest side) of the still frame when the model renders on CPU.
 CPU_MAX_RES = 256
 #: Environment variable overriding the initial "Max res" of dynsplat viewers (any device).
@@ -42,7 +51,17 @@ MAX_RES_ENV = "DYNSPLAT_VIEWER_MAX_RES"
 #: nerfstudio's viser scene units per world unit (``nerfstudio.viewer.viewer.VISER_NERFSTUDIO_SCALE_RATIO``).
 VISER_SCALE = 10.0
 
-_INSTALL_LOCK = threading.Lock()
+
+def flag_value(flags: Sequence[str], argv: Sequence[str] | None = None) -> str | None:
+    """The value the command line ``argv`` (default ``sys.argv``) gives the flag ``flags`` (any spelling; ``--flag
+    value`` or ``--flag=value``; the last one wins), or None when it is not there."""
+    args = [str(arg) for arg in (sys.argv if argv is None else argv)]
+    value = None
+    for i, arg in enumerate(args):
+        name, eq, rest = arg.partition("=")
+        if name in flags:
+            value = rest if eq else (args[i + 1] if i + 1 < len(args) else None)
+    return value
 
 
 def host_given_on_command_line(argv: Sequence[str] | None = None) -> bool:
@@ -51,12 +70,49 @@ def host_given_on_command_line(argv: Sequence[str] | None = None) -> bool:
     return any(str(arg).split("=", 1)[0] in HOST_FLAGS for arg in args)
 
 
-def viewer_host(configured: str, argv: Sequence[str] | None = None) -> str:
-    """The host a dynsplat viewer binds to: ``configured`` unless it is nerfstudio's all-interfaces default and the
-    command line did not ask for it, in which case loopback."""
-    if configured == NERFSTUDIO_DEFAULT_HOST and not host_given_on_command_line(argv):
-        return DEFAULT_VIEWER_HOST
-    return configured
+class _PlainYamlLoader(yaml.SafeLoader):
+    """A safe YAML loader that reads nerfstudio's ``!!python/...`` tagged nodes as plain mappings, lists and strings
+    (nothing is imported or constructed)."""
+
+
+def _plain_node(loader: _PlainYamlLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_PlainYamlLoader.add_multi_constructor("tag:yaml.org,2002:python/", _plain_node)
+
+
+def saved_viewer_host(config_path: str | Path) -> str | None:
+    """``viewer.websocket_host`` as saved in a run's ``config.yml``, or None when the file or the value is missing."""
+    try:
+        config = yaml.load(Path(config_path).read_text(), Loader=_PlainYamlLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    viewer = config.get("viewer") if isinstance(config, dict) else None
+    host = viewer.get("websocket_host") if isinstance(viewer, dict) else None
+    return host if isinstance(host, str) and host else None
+
+
+def ns_viewer_host(command_line_host: str, saved_host: str | None, argv: Sequence[str] | None = None) -> str:
+    """The host ``ns-viewer`` binds a dynsplat run's viewer to.
+
+    Args:
+        command_line_host: ``websocket_host`` of ns-viewer's own ``ViewerConfig`` (nerfstudio's ``0.0.0.0`` unless
+            ``--viewer.websocket-host`` is given).
+        saved_host: The host saved in the run's ``config.yml`` (``127.0.0.1`` unless the run was trained with
+            another ``--viewer.websocket-host``), None when unknown.
+        argv: The command line (default ``sys.argv``).
+
+    Returns:
+        ``command_line_host`` when the command line names a host, else ``saved_host``, else loopback.
+    """
+    if host_given_on_command_line(argv):
+        return command_line_host
+    return saved_host or DEFAULT_VIEWER_HOST
 
 
 def viewer_max_res(device: Any, environ: dict[str, str] | None = None) -> int | None:
@@ -155,26 +211,50 @@ def configure_viewer(viewer: Any) -> None:
     viewer.viser_server.on_client_connect(on_connect)
 
 
-def install() -> None:
-    """Wraps nerfstudio's ``Viewer.__init__`` (once per process) to apply the dynsplat defaults to viewers of
-    dynsplat pipelines: loopback host (see :func:`viewer_host`), CPU "Max res", first view."""
-    from nerfstudio.viewer import viewer as ns_viewer
+class DynsplatViewerControl(ViewerControl):
+    """Applies the dynsplat viewer defaults ("Max res", first view of new clients; see :func:`configure_viewer`).
 
-    with _INSTALL_LOCK:
-        original = ns_viewer.Viewer.__init__
-        if getattr(original, "_dynsplat_viewer", False):
-            return
+    A dynsplat pipeline holds one as a public attribute: nerfstudio's ``Viewer`` collects the ``ViewerControl``
+    objects of the pipeline it shows and calls their ``_setup`` with itself at the end of its constructor (ns-train and
+    ns-viewer alike), so the defaults reach exactly the viewers of dynsplat pipelines.
+    """
 
-        @functools.wraps(original)
-        def __init__(self, config, log_filename, datapath, pipeline, *args, **kwargs):
-            dynsplat = is_dynsplat_pipeline(pipeline)
-            if dynsplat:
-                host = viewer_host(config.websocket_host)
-                if host != config.websocket_host:
-                    config = dataclasses.replace(config, websocket_host=host)
-            original(self, config, log_filename, datapath, pipeline, *args, **kwargs)
-            if dynsplat and getattr(self, "ready", False):
-                configure_viewer(self)
+    def _setup(self, viewer: Any) -> None:
+        super()._setup(viewer)
+        configure_viewer(viewer)
 
-        __init__._dynsplat_viewer = True  # type: ignore[attr-defined]
-        ns_viewer.Viewer.__init__ = __init__
+
+def _run_config_path(log_filename: Path, argv: Sequence[str] | None = None) -> Path:
+    """The ``config.yml`` ns-viewer loaded: its ``--load-config``, else the one next to the viewer log (where
+    nerfstudio's viewer looks for it too)."""
+    given = flag_value(LOAD_CONFIG_FLAGS, argv)
+    return Path(given) if given else Path(log_filename).parent / "config.yml"
+
+
+class SavedHostViewer(Viewer):
+    """nerfstudio's ``Viewer`` as ``ns-viewer`` builds it; for dynsplat pipelines it binds to :func:`ns_viewer_host`
+    (command line, else the host saved with the run, else loopback) instead of ns-viewer's command-line default."""
+
+    def __init__(self, config: Any, log_filename: Path, datapath: Path, pipeline: Any, *args: Any, **kwargs: Any):
+        if is_dynsplat_pipeline(pipeline):
+            host = ns_viewer_host(config.websocket_host, saved_viewer_host(_run_config_path(log_filename)))
+            if host != config.websocket_host:
+                config = dataclasses.replace(config, websocket_host=host)
+        super().__init__(config, log_filename, datapath, pipeline, *args, **kwargs)
+
+
+def use_saved_viewer_host() -> None:
+    """Makes ``ns-viewer`` bind a dynsplat run's viewer to the host saved with the run unless its command line names
+    one (see :func:`ns_viewer_host`). Called when a dynsplat pipeline is set up; does nothing outside ``ns-viewer``
+    (i.e. when ``nerfstudio.scripts.viewer.run_viewer`` is not imported).
+
+    Why this patches nerfstudio: ``RunViewer.main`` replaces the saved ``ViewerConfig`` with the one built from its own
+    command line (host ``0.0.0.0`` unless given) after ``eval_setup`` and passes it straight to ``Viewer(...)``,
+    which binds its server first thing; nerfstudio offers no hook in between (``ViewerControl._setup`` runs after the
+    server is bound). So, only in a process that set up a dynsplat pipeline, the name ``ViewerState`` in
+    ``run_viewer`` (what ``_start_viewer`` constructs) is pointed at :class:`SavedHostViewer`, which changes the host
+    for dynsplat pipelines only. nerfstudio's ``Viewer`` class and every other module are left as they are.
+    """
+    run_viewer = sys.modules.get(RUN_VIEWER_MODULE)
+    if run_viewer is not None and getattr(run_viewer, "ViewerState", None) is Viewer:
+        run_viewer.ViewerState = SavedHostViewer

@@ -5,8 +5,9 @@ Plug it into any dynsplat method from Python (or a method config of your own)::
     from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
     config = DynamicSplatModelConfig(motion=VelocityMotionConfig())
 
-The optimizer entry returned by ``optimizer_configs`` must be in the trainer's ``optimizers`` dict (as
-``method_configs/common.py`` does for the built-in models).
+The dynsplat trainer adds the optimizer entry returned by ``optimizer_configs`` to the run's optimizers (from the
+final config, so ``--pipeline.model.motion.velocity-lr`` works); a loop of your own passes it in itself, as
+``tests/models/test_custom_motion_example.py`` does. README.md, "How to add a motion model", walks through each part.
 """
 
 from __future__ import annotations

@@ -15,10 +15,15 @@ from nerfstudio.utils.colors import get_color
 from pytorch_msssim import SSIM
 from torch import Tensor
 from torch.nn import Parameter
+from tyro.conf import Suppress
 
+from dynsplat_ns import schedules
+from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
+from dynsplat_ns.models.checkpoint_state import FrameAxes, ResumeInfo, RowMap, adapt_state
 from dynsplat_ns.models.metrics import LazyLPIPS
+from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.render import rasterize
@@ -40,8 +45,9 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Motion component that moves the canonical Gaussians to the camera's time."""
     disable_motion: bool = False
     """Render the canonical Gaussians at every time: a static baseline with otherwise identical settings."""
-    rasterizer_backend: Literal["auto", "torch", "gsplat"] = "auto"
-    """'auto': gsplat's CUDA kernels for CUDA tensors, our pure-torch rasterizer otherwise."""
+    rasterizer_backend: Literal["auto", "torch", "gsplat", "cpp"] = "auto"
+    """'auto': gsplat's CUDA kernels for CUDA tensors; on CPU the compiled C++ kernels ('cpp', built on first use and
+    cached per user) when a compiler is available, else the pure-torch rasterizer ('torch')."""
     background_color: Literal["auto", "random", "black", "white"] = "auto"  # type: ignore[assignment]
     """Background: 'auto' uses the dataparser's alpha colour (e.g. white for D-NeRF), else random while training."""
     num_downscales: int = 0
@@ -52,6 +58,21 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Number of Gaussians drawn uniformly in the scene box when there are no seed points (or random_init)."""
     initial_opacity: float = 0.1
     """Opacity of every Gaussian at initialisation."""
+    stop_split_at: int | None = None  # type: ignore[assignment]
+    """Stop densifying at this step; None ("auto"): 75 % of the run (--max-num-iterations), as 15000 of 20000."""
+    random_scale: float | None = None  # type: ignore[assignment]
+    """Not supported: random points fill the scene box (see num_random); a value is rejected at startup."""
+    # ModelConfig options of ray-marching models (no rays here; splatfacto ignores them too): not on the command line.
+    enable_collider: Suppress[bool] = False
+    """Not applicable: Gaussian models cast no rays."""
+    collider_params: Suppress[dict[str, float] | None] = None
+    """Not applicable: Gaussian models cast no rays."""
+    loss_coefficients: Suppress[dict[str, float]] = field(default_factory=dict)
+    """Not applicable: the losses are weighted by their own options."""
+    eval_num_rays_per_chunk: Suppress[int] = 4096
+    """Not applicable: Gaussian models render whole images."""
+    prompt: Suppress[str | None] = None
+    """Not supported (a text prompt, set by ns-train's --prompt); a value is rejected at startup."""
 
 
 class DynamicSplatModel(SplatfactoModel):
@@ -66,6 +87,7 @@ class DynamicSplatModel(SplatfactoModel):
 
     # ---- construction ----------------------------------------------------------------------------------------
     def populate_modules(self) -> None:
+        check_splatfacto_options(self.config)
         metadata = self.kwargs.get("metadata") or {}
         means, colors = self._initial_points()
         init = init_gaussian_params(means, colors, self.config.sh_degree, self.config.initial_opacity)
@@ -102,7 +124,7 @@ class DynamicSplatModel(SplatfactoModel):
             prune_scale2d=self.config.cull_screen_size,
             refine_scale2d_stop_iter=self.config.stop_screen_size_at,
             refine_start_iter=self.config.warmup_length,
-            refine_stop_iter=self.config.stop_split_at,
+            refine_stop_iter=schedules.stop_split_at(self.config.stop_split_at),
             reset_every=self.config.reset_alpha_every * self.config.refine_every,
             refine_every=self.config.refine_every,
             pause_refine_after_reset=self.num_train_data + self.config.refine_every,
@@ -117,7 +139,7 @@ class DynamicSplatModel(SplatfactoModel):
         num_frames = int(metadata.get("num_frames") or 1)
         motion_cls = self.config.motion._target
         if getattr(motion_cls, "needs_frames", False) and num_frames < 2 and not self.config.disable_motion:
-            raise ValueError(
+            raise DynsplatConfigError(
                 f"{motion_cls.__name__} needs a dataset with times (at least 2 distinct Cameras.times), but the "
                 f"dataparser reported {num_frames} frame(s); use a dynamic dataparser (e.g. dynsplat-dnerf) or "
                 "--pipeline.model.disable-motion True"
@@ -165,20 +187,9 @@ class DynamicSplatModel(SplatfactoModel):
         self.motion.set_step(step)
 
     def load_state_dict(self, dict, **kwargs):  # type: ignore[override]  # noqa: A002
-        """Loads a checkpoint, adapted to this model where a resume/fine-tune changed the dataset.
-
-        * Gaussian parameters are resized to the checkpoint's count (splatfacto).
-        * Per-image parameters (camera optimiser, bilateral grids, appearance/exposure: see ``_PER_IMAGE_MODULES``)
-          are matched by image name when the pipeline gives the mapping (``_resume_info["row_map"]``); rows of images
-          the checkpoint does not have keep their fresh initialisation. Without a mapping, a size mismatch
-          re-initialises them (with a warning).
-        * Per-frame tables (a dimension equal to the number of training frames) are resampled linearly in time when
-          the number of frames changed.
-        * Any other shape mismatch raises ``ValueError`` naming the parameters (e.g. another sh_degree).
-        """
-        out = super().load_state_dict(self._adapt_loaded_state(dict), **kwargs)
-        self.motion.set_step(self.step)
-        return out
+        """``nn.Module``'s entry point: :meth:`load_checkpoint_state` with nothing known about the checkpoint's
+        training images (``strict`` as in torch)."""
+        self.load_checkpoint_state(dict, ResumeInfo(), strict=kwargs.get("strict", True))
 
     def step_post_backward(self, step: int) -> None:
         super().step_post_backward(step)
@@ -202,7 +213,8 @@ class DynamicSplatModel(SplatfactoModel):
         """Renders one camera (or several sharing one time) at ``camera.times``.
 
         Returns:
-            rgb [H, W, 3], depth [H, W, 1] (eval or when requested), accumulation [H, W, 1], background.
+            rgb [H, W, 3], depth [H, W, 1] (eval or when requested), accumulation [H, W, 1], background, and while
+            training the render's ``time`` (a float, for the motion regularisers in :meth:`get_loss_dict`).
         """
         if not isinstance(camera, Cameras):
             return {}
@@ -213,7 +225,6 @@ class DynamicSplatModel(SplatfactoModel):
         else:
             c2w = camera.camera_to_worlds
         t = camera_time(camera.times)
-        self._last_time = t
         g = self.gaussians_at(t)
 
         if self.crop_box is not None and not self.training:
@@ -253,6 +264,7 @@ class DynamicSplatModel(SplatfactoModel):
             far_plane=1e10,
             absgrad=self.strategy.absgrad,
             backend=self.config.rasterizer_backend,
+            rasterize_mode=self.config.rasterize_mode,
         )
         if self.training:
             self.strategy.step_pre_backward(
@@ -267,27 +279,37 @@ class DynamicSplatModel(SplatfactoModel):
         if render_mode == "RGB+ED":
             depth = render[..., 3:4]
             depth = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
-        if not self.training:
-            background = background.expand(H, W, 3)
-        return {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+        outputs = {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
+        if self.training:
+            outputs["time"] = t  # for the motion regularisers in get_loss_dict (not an image: kept out of eval outputs)
+        else:
+            outputs["background"] = background.expand(H, W, 3)
+        return outputs
 
     # ---- losses and metrics ----------------------------------------------------------------------------------
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
+        """Splatfacto's losses plus, while training, the motion model's regularisers at the render's time
+        (``outputs["time"]``, set by :meth:`get_outputs` in training mode)."""
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and not self.config.disable_motion:
-            loss_dict.update(self.motion.regularization(self.gauss_params, getattr(self, "_last_time", 0.0)))
+            loss_dict.update(self.motion.regularization(self.gauss_params, float(outputs["time"])))
         return loss_dict
 
     def get_image_metrics_and_images(
-        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor], region_metrics: bool = False
     ) -> tuple[dict[str, float], dict[str, Tensor]]:
         """PSNR/SSIM (+ LPIPS when its weights are on disk, never downloaded) and the side-by-side image.
 
-        The returned metrics have the same keys for every image (nerfstudio averages each key over all images). When
-        the pipeline collects an evaluation log (``self._eval_log`` is a list), each image's metrics plus, with a
-        dynamic-region mask in the batch, ``masked_psnr``/``masked_ssim``/``masked_fraction`` are appended to it.
+        Args:
+            outputs: :meth:`get_outputs` of the image's camera.
+            batch: The eval batch (``image``; optionally a dynamic-region mask, see
+                :func:`dynsplat_ns.models.metrics.dynamic_mask_from_batch`).
+            region_metrics: Also return ``masked_psnr``/``masked_ssim``/``masked_fraction`` when the batch has a
+                dynamic-region mask. Off by default, so that the keys are the same for every image (nerfstudio
+                averages each key of the first image over all images); the dynsplat pipeline turns it on.
         """
-        from dynsplat_ns.models.metrics import dynamic_mask_from_batch, region_metrics
+        from dynsplat_ns.models.metrics import dynamic_mask_from_batch
+        from dynsplat_ns.models.metrics import region_metrics as masked_region_metrics
 
         gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
         pred_rgb = outputs["rgb"]
@@ -298,88 +320,68 @@ class DynamicSplatModel(SplatfactoModel):
         lpips = self.lpips(gt, pred)
         if lpips is not None:
             metrics["lpips"] = lpips
-        log = getattr(self, "_eval_log", None)
-        if isinstance(log, list):
-            mask = dynamic_mask_from_batch(batch, self.kwargs.get("metadata"))
-            log.append({**metrics, **region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask)})
+        if region_metrics:
+            mask = dynamic_mask_from_batch(batch)
+            metrics.update(masked_region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask))
         return metrics, {"img": combined}
 
-    # ---- checkpoint adaptation (resume / fine-tune on another set of frames) -----------------------------------
-    #: First components of state keys whose leading dimension is the training image index.
-    _PER_IMAGE_MODULES = ("camera_optimizer", "bil_grids", "appearance", "exposure")
+    # ---- checkpoint adaptation (resume / fine-tune on another set of images or frames) -------------------------
+    def load_checkpoint_state(
+        self, state: dict[str, Tensor], resume: ResumeInfo | None = None, strict: bool = True
+    ) -> dict[str, RowMap]:
+        """Loads a checkpoint's model state, adapted to this model where a resume/fine-tune changed the dataset.
 
-    def _adapt_loaded_state(self, state: dict) -> dict:
-        """A copy of ``state`` fitted to this model's per-image / per-frame shapes (see :meth:`load_state_dict`)."""
-        state = {**state}
-        info = getattr(self, "_resume_info", None) or {}
-        row_map, old_images = info.get("row_map"), info.get("old_num_images")
-        old_frames, new_frames = info.get("old_num_frames"), int(self.motion.num_frames)
-        current = self.state_dict()
-        self._row_maps: dict[str, list[int]] = {}
-        problems = []
-        for key, value in state.items():
-            cur = current.get(key)
-            if not isinstance(value, Tensor) or not isinstance(cur, Tensor):
-                continue
-            lead = 1 if key.startswith("gauss_params.") else 0  # splatfacto resizes the Gaussian count itself
-            per_image = key.split(".")[0].startswith(self._PER_IMAGE_MODULES) and value.dim() >= 1
-            if per_image and value.dim() == cur.dim() and value.shape[1:] == cur.shape[1:]:
-                if row_map is not None and len(row_map) == cur.shape[0] and old_images == value.shape[0]:
-                    rows = list(row_map)
-                elif value.shape == cur.shape:
-                    continue
-                else:
-                    from nerfstudio.utils.rich_utils import CONSOLE
+        * Gaussian parameters are resized to the checkpoint's count (splatfacto).
+        * Per-image tensors (:meth:`per_image_state_keys`) are matched by image name when ``resume`` maps this
+          dataset's images onto the checkpoint's; rows of images the checkpoint lacks keep their fresh
+          initialisation. Without a mapping, a count mismatch re-initialises them (with a warning).
+        * Per-frame tensors (:meth:`per_frame_state_keys`) are resampled linearly in time along their declared axes.
+        * Any other shape mismatch raises ``ValueError`` naming the tensors (e.g. another sh_degree).
 
-                    CONSOLE.print(
-                        f"[yellow]{key}: checkpoint has {value.shape[0]} images, dataset {cur.shape[0]} "
-                        "and no image names to match: re-initialised"
-                    )
-                    rows = [-1] * cur.shape[0]
-                state[key] = self._remap_rows(value, cur, rows)
-                self._row_maps[key] = rows
-            elif value.shape[lead:] != cur.shape[lead:]:
-                resampled = self._resample_frames(value, cur, lead, old_frames, new_frames)
-                if resampled is None:
-                    problems.append(f"{key}: checkpoint {list(value.shape)} vs model {list(cur.shape)}")
-                else:
-                    state[key] = resampled
-        if problems:
-            raise ValueError(
-                "checkpoint does not fit this model (trained with other settings, e.g. sh_degree or motion "
-                "resolution?): " + "; ".join(problems)
-            )
-        return state
+        Args:
+            state: Model state dict of the checkpoint (keys without the pipeline's ``_model.`` prefix).
+            resume: What the pipeline knows about the checkpoint's training images; None: nothing.
+            strict: As ``torch.nn.Module.load_state_dict``.
 
-    @staticmethod
-    def _remap_rows(loaded: Tensor, current: Tensor, rows: list[int]) -> Tensor:
-        """``current`` (fresh initialisation) with row ``i`` replaced by ``loaded[rows[i]]`` where ``rows[i] >= 0``."""
-        out = current.detach().clone().to(loaded.dtype)
-        idx = torch.as_tensor(rows, dtype=torch.long)
-        keep = (idx >= 0) & (idx < loaded.shape[0])
-        out[keep] = loaded[idx[keep]].to(out.device)
-        return out
+        Returns:
+            For each per-image parameter whose rows were remapped, how (to fit its optimizer state the same way).
+        """
+        adapted, row_maps, warnings = adapt_state(
+            state, self.state_dict(), self.per_image_state_keys(), self.per_frame_state_keys(), resume or ResumeInfo()
+        )
+        if warnings:
+            from nerfstudio.utils.rich_utils import CONSOLE
 
-    @staticmethod
-    def _resample_frames(
-        loaded: Tensor, current: Tensor, lead: int, old_frames: int | None, new_frames: int
-    ) -> Tensor | None:
-        """``loaded`` linearly resampled along its per-frame dimension (frame k at t = k/(T-1)), or None when the
-        shapes differ in any other way."""
-        if loaded.dim() != current.dim():
-            return None
-        dims = [d for d in range(lead, loaded.dim()) if loaded.shape[d] != current.shape[d]]
-        if len(dims) != 1 or current.shape[dims[0]] != new_frames:
-            return None
-        d = dims[0]
-        if old_frames is not None and loaded.shape[d] != old_frames:
-            return None
-        x = loaded.detach().float().movedim(d, -1)
-        shape = x.shape
-        if shape[-1] == 1:
-            y = x.expand(*shape[:-1], new_frames)
-        else:
-            y = torch.nn.functional.interpolate(
-                x.reshape(1, -1, shape[-1]), size=new_frames, mode="linear", align_corners=True
-            ).reshape(*shape[:-1], new_frames)
-        return y.movedim(-1, d).contiguous().to(loaded.dtype)
+            for line in warnings:
+                CONSOLE.print(f"[yellow]{line}")
+        super().load_state_dict(adapted, strict=strict)
+        self.motion.set_step(self.step)
+        return row_maps
+
+    def per_image_state_keys(self) -> dict[str, int]:
+        """State-dict keys with an axis indexed by the training image, and that axis: the camera optimizer's pose
+        adjustments, the bilateral grids and what the motion model declares."""
+        keys = {}
+        if isinstance(getattr(self.camera_optimizer, "pose_adjustment", None), Tensor):
+            keys["camera_optimizer.pose_adjustment"] = 0
+        if self.config.use_bilateral_grid:
+            keys["bil_grids.grids"] = 0
+        for name, axis in self.motion.per_image_state_keys().items():
+            keys[self._motion_state_key(name)] = axis
+        return keys
+
+    def per_frame_state_keys(self) -> dict[str, FrameAxes]:
+        """State-dict keys with an axis (or axes) indexed by the training frame: what the motion model declares."""
+        return {self._motion_state_key(name): axes for name, axes in self.motion.per_frame_state_keys().items()}
+
+    def _motion_state_key(self, name: str) -> str:
+        """This model's state-dict key of a tensor the motion model names (a per-Gaussian parameter or its own)."""
+        own = name in self.motion.state_dict()
+        if name in self.gauss_params and not own:
+            return f"gauss_params.{name}"
+        if own and name not in self.gauss_params:
+            return f"motion.{name}"
+        where = "both a per-Gaussian parameter and in" if own else "neither a per-Gaussian parameter nor in"
+        raise ValueError(
+            f"{type(self.motion).__name__} declares per-image/per-frame state {name!r}, which is {where} its state_dict"
+        )

@@ -61,15 +61,11 @@ class LazyLPIPS:
 
 # ---- dynamic-region (masked) metrics ---------------------------------------------------------------------------------
 
-#: Dataparser metadata keys holding one dynamic-region mask per image of that split: a list of image files / tensors
-#: ``[H, W]`` or ``[H, W, 1]`` (non-zero = moving), or one tensor ``[N, H, W(, 1)]``.
-DYNAMIC_MASK_METADATA_KEYS = ("dynamic_masks", "motion_masks", "dynamic_mask_filenames", "motion_mask_filenames")
-#: Metadata keys that say what nerfstudio's own ``mask`` (from ``mask_filenames``) means, and the values that make it a
-#: dynamic-region mask (otherwise ``batch["mask"]`` is nerfstudio's valid-pixel mask and not used here).
-MASK_KIND_METADATA_KEYS = ("mask_kind", "mask_type", "mask_semantics")
-DYNAMIC_MASK_KINDS = ("dynamic", "motion", "moving", "dynamic_region", "motion_mask")
-#: Batch keys read directly as dynamic-region masks (the pipeline puts the metadata masks under the first one).
-DYNAMIC_MASK_BATCH_KEYS = ("dynamic_mask", "motion_mask")
+#: Dataparser metadata key listing one dynamic-region mask file per image of that split (non-zero = moving); the
+#: D2RF parser writes it from ``motion_masks/``.
+DYNAMIC_MASK_METADATA_KEY = "motion_mask_filenames"
+#: Batch key under which the pipeline hands an eval image's dynamic-region mask to the model.
+DYNAMIC_MASK_BATCH_KEY = "dynamic_mask"
 
 _SSIM_WINDOW, _SSIM_SIGMA = 11, 1.5
 
@@ -99,38 +95,27 @@ def _as_bool_mask(mask, size: tuple[int, int] | None = None) -> torch.Tensor:
     return out.cpu()
 
 
-def mask_declares_dynamic(metadata: dict | None) -> bool:
-    """Whether dataparser ``metadata`` says its nerfstudio ``mask`` marks the dynamic (moving) region."""
-    metadata = metadata or {}
-    return any(str(metadata.get(k, "")).lower() in DYNAMIC_MASK_KINDS for k in MASK_KIND_METADATA_KEYS)
-
-
 def dynamic_mask_from_metadata(metadata: dict | None, index: int, size: tuple[int, int] | None = None):
-    """The dynamic-region mask of image ``index`` from dataparser ``metadata`` (see DYNAMIC_MASK_METADATA_KEYS).
+    """The dynamic-region mask of image ``index`` from dataparser ``metadata`` (see DYNAMIC_MASK_METADATA_KEY).
 
     Returns:
         Bool ``[H, W]`` tensor, or None when the metadata has no such masks.
     """
-    for key in DYNAMIC_MASK_METADATA_KEYS:
-        masks = (metadata or {}).get(key)
-        if masks is None:
-            continue
-        if index >= len(masks):
-            raise ValueError(f"metadata[{key!r}] has {len(masks)} masks but image {index} was requested")
-        return _as_bool_mask(masks[index], size)
-    return None
+    masks = (metadata or {}).get(DYNAMIC_MASK_METADATA_KEY)
+    if masks is None:
+        return None
+    if index >= len(masks):
+        key = DYNAMIC_MASK_METADATA_KEY
+        raise ValueError(f"metadata[{key!r}] has {len(masks)} masks but image {index} was requested")
+    return _as_bool_mask(masks[index], size)
 
 
-def dynamic_mask_from_batch(batch: dict, metadata: dict | None = None) -> torch.Tensor | None:
-    """The dynamic-region mask carried by an eval ``batch``: ``dynamic_mask``/``motion_mask``, or nerfstudio's
-    ``mask`` when ``metadata`` declares it a motion mask (see :func:`mask_declares_dynamic`)."""
-    size = tuple(batch["image"].shape[:2]) if "image" in batch else None
-    for key in DYNAMIC_MASK_BATCH_KEYS:
-        if batch.get(key) is not None:
-            return _as_bool_mask(batch[key], size)
-    if batch.get("mask") is not None and mask_declares_dynamic(metadata):
-        return _as_bool_mask(batch["mask"], size)
-    return None
+def dynamic_mask_from_batch(batch: dict) -> torch.Tensor | None:
+    """The dynamic-region mask the pipeline put into an eval ``batch`` (``batch["dynamic_mask"]``), or None."""
+    mask = batch.get(DYNAMIC_MASK_BATCH_KEY)
+    if mask is None:
+        return None
+    return _as_bool_mask(mask, tuple(batch["image"].shape[:2]) if "image" in batch else None)
 
 
 def masked_psnr(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> float | None:

@@ -19,16 +19,14 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineC
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from dynsplat_ns.compat import allow_nerfstudio_checkpoints
+from dynsplat_ns.errors import exit_on_user_error
+from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.metrics import (
     dynamic_mask_from_metadata,
-    mask_declares_dynamic,
     per_time_breakdown,
 )
-from dynsplat_ns.video import ensure_ffmpeg
-
-# ns-eval/ns-render/ns-export import this module (through config.yml) before loading a checkpoint or writing video.
-allow_nerfstudio_checkpoints()
-ensure_ffmpeg()
+from dynsplat_ns.video import ensure_ffmpeg_for_ns_render
+from dynsplat_ns.viewer import DynsplatViewerControl, use_saved_viewer_host
 
 #: Metrics averaged over the masked (dynamic) region when masks exist.
 MASKED_METRICS = ("masked_psnr", "masked_ssim", "masked_fraction")
@@ -107,8 +105,6 @@ class _RecordingLoader:
             batch = dict(batch)
             size = tuple(batch["image"].shape[:2])
             mask = dynamic_mask_from_metadata(self.metadata, int(batch.get("image_idx", len(self.times) - 1)), size)
-            if mask is None and batch.get("mask") is not None and mask_declares_dynamic(self.metadata):
-                mask = batch["mask"]
             if mask is not None:
                 batch["dynamic_mask"] = mask
             yield camera, batch
@@ -127,6 +123,20 @@ class DynsplatPipeline(VanillaPipeline):
     different set of training images."""
 
     _loaded_extra_state: dict | None = None
+    _row_maps: dict[str, RowMap] | None = None  # per-image rows matched by the last load_state_dict
+
+    def __init__(self, config: DynsplatPipelineConfig, device: str, test_mode: str = "val", **kwargs: Any) -> None:
+        """nerfstudio's setup (datamanager, dataparser, model); an error of ours in the user's data or flags ends the
+        ``ns-*`` command with one line naming the file and the problem (see :mod:`dynsplat_ns.errors`)."""
+        # What dynsplat runs need from the process, done here rather than at import (nerfstudio imports every plugin
+        # for every ns-* command); eval_setup and Trainer.setup set up the pipeline before they torch.load.
+        allow_nerfstudio_checkpoints()  # checkpoints written before CheckpointMixin (numpy scalars)
+        ensure_ffmpeg_for_ns_render()  # ns-render only
+        use_saved_viewer_host()  # ns-viewer only
+        with exit_on_user_error():
+            super().__init__(config, device, test_mode=test_mode, **kwargs)
+        # nerfstudio's Viewer sets up the ViewerControls of the pipeline it shows: CPU "Max res", first view.
+        self.viewer_defaults = DynsplatViewerControl()
 
     # ---- checkpoint state ----------------------------------------------------------------------------------------
     @property
@@ -152,27 +162,40 @@ class DynsplatPipeline(VanillaPipeline):
         self._loaded_extra_state = state if isinstance(state, dict) else None
 
     def load_state_dict(self, state_dict, strict: bool | None = None):  # type: ignore[override]
-        """Loads a checkpoint; tells the model how the checkpoint's training images map onto this dataset's."""
-        extra = state_dict.get("_extra_state")
-        info: dict[str, Any] = {}
-        if isinstance(extra, dict):
-            old = list(extra.get("train_image_names") or [])
-            new = [image_key(n) for n in self.train_image_names]
-            if old and new:
-                info["row_map"] = match_image_names(old, new)
-                info["old_num_images"] = len(old)
-                unmatched = sum(1 for i in info["row_map"] if i < 0)
-                if len(old) != len(new) or unmatched or info["row_map"] != list(range(len(new))):
-                    CONSOLE.print(
-                        f"Checkpoint trained on {len(old)} images, this dataset has {len(new)}: per-image "
-                        f"parameters matched by image name ({len(new) - unmatched} matched, {unmatched} re-initialised)"
-                    )
-            info["old_num_frames"] = extra.get("num_frames")
-        self.model._resume_info = info
+        """Loads a checkpoint as nerfstudio's pipeline does, except that the model's part goes to the model's
+        ``load_checkpoint_state`` together with how the checkpoint's training images map onto this dataset's
+        (:meth:`_checkpoint_resume_info`); the per-image row maps it returns are kept for :meth:`_relink_optimizers`.
+
+        ``strict`` as nerfstudio: None/False retries a failed strict load non-strictly, True raises.
+        """
+        resume = self._checkpoint_resume_info(state_dict.get("_extra_state"))
+        model_state = {k[len("_model.") :]: v for k, v in state_dict.items() if k.startswith("_model.")}
+        if model_state and all(k.startswith("module.") for k in model_state):  # saved from a DDP-wrapped model
+            model_state = {k[len("module.") :]: v for k, v in model_state.items()}
         try:
-            return super().load_state_dict(state_dict, strict=strict)
-        finally:
-            self.model._resume_info = None
+            self._row_maps = self.model.load_checkpoint_state(model_state, resume, strict=True)
+        except RuntimeError:
+            if strict:
+                raise
+            self._row_maps = self.model.load_checkpoint_state(model_state, resume, strict=False)
+        pipeline_state = {k: v for k, v in state_dict.items() if not k.startswith("_model.")}
+        return torch.nn.Module.load_state_dict(self, pipeline_state, strict=False)
+
+    def _checkpoint_resume_info(self, extra: object) -> ResumeInfo:
+        """What a checkpoint's extra state (:meth:`get_extra_state`) says about its training images, relative to
+        this pipeline's dataset."""
+        old = list(extra.get("train_image_names") or []) if isinstance(extra, dict) else []
+        new = [image_key(n) for n in self.train_image_names]
+        if not (old and new):
+            return ResumeInfo()
+        row_map = match_image_names(old, new)
+        unmatched = sum(1 for i in row_map if i < 0)
+        if len(old) != len(new) or unmatched or row_map != list(range(len(new))):
+            CONSOLE.print(
+                f"Checkpoint trained on {len(old)} images, this dataset has {len(new)}: per-image "
+                f"parameters matched by image name ({len(new) - unmatched} matched, {unmatched} re-initialised)"
+            )
+        return ResumeInfo(row_map=tuple(row_map), old_num_images=len(old))
 
     def get_training_callbacks(self, training_callback_attributes):
         """nerfstudio's callbacks; first re-attaches the optimizers to the model's current parameters (the Trainer
@@ -190,7 +213,7 @@ class DynsplatPipeline(VanillaPipeline):
         tensors or crash on mismatched Adam moments.
         """
         names = {id(p): n for n, p in self.model.named_parameters()}
-        row_maps: dict[str, list[int]] = getattr(self.model, "_row_maps", None) or {}
+        row_maps = self._row_maps or {}
         for group_name, params in self.get_param_groups().items():
             opt = optimizers.optimizers.get(group_name)
             if opt is None:
@@ -211,13 +234,30 @@ class DynsplatPipeline(VanillaPipeline):
                         state = opt.state.pop(old, None)
                         group["params"][i] = new
                         if state:
-                            fitted = fit_optimizer_state(state, new, row_maps.get(names.get(id(new), "")))
+                            fitted = self._fit_state(state, new, row_maps.get(names.get(id(new), "")))
                             if fitted:
                                 opt.state[new] = fitted
             if hasattr(optimizers, "parameters"):
                 optimizers.parameters[group_name] = list(params)
 
+    @staticmethod
+    def _fit_state(state: dict, param: torch.Tensor, row_map: RowMap | None) -> dict:
+        """:func:`fit_optimizer_state` along a per-image tensor's image axis (``row_map.axis``)."""
+        if row_map is None or row_map.axis == 0:
+            return fit_optimizer_state(state, param, None if row_map is None else list(row_map.rows))
+        axis = row_map.axis
+
+        def move(value, src, dst):
+            return value.movedim(src, dst) if isinstance(value, torch.Tensor) and value.dim() > axis else value
+
+        front = {k: move(v, axis, 0) for k, v in state.items()}
+        fitted = fit_optimizer_state(front, move(param, axis, 0), list(row_map.rows))
+        return {k: move(v, 0, axis) for k, v in fitted.items()}
+
     # ---- evaluation ----------------------------------------------------------------------------------------------
+    #: Per-image timings of the eval loop: averaged, but left out of the per-time table.
+    _TIMING_METRICS = ("num_rays_per_sec", "fps")
+
     def get_average_eval_image_metrics(
         self, step: int | None = None, output_path: Path | None = None, get_std: bool = False
     ):
@@ -227,14 +267,10 @@ class DynsplatPipeline(VanillaPipeline):
 
         During training (``step`` given) only the float entries are returned, so the Trainer can log them.
         """
-        loader = _RecordingLoader(self.datamanager.fixed_indices_eval_dataloader, self._eval_metadata())
-        self.model._eval_log = []
-        try:
-            metrics = self.get_average_image_metrics(loader, "eval", step, output_path, get_std)
-            records = list(self.model._eval_log)
-        finally:
-            self.model._eval_log = None
-        metrics.update(self._summaries(loader.times, records))
+        records, times = self._eval_records(output_path)
+        metrics = self._averages(records, get_std)
+        per_image = [{k: v for k, v in r.items() if k not in self._TIMING_METRICS} for r in records]
+        metrics.update(self._summaries(times, per_image))
         lpips = getattr(self.model, "lpips", None)
         if "lpips" not in metrics:
             metrics["lpips"] = None
@@ -246,6 +282,58 @@ class DynsplatPipeline(VanillaPipeline):
         if step is not None:
             return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return metrics
+
+    def _eval_records(self, output_path: Path | None) -> tuple[list[dict[str, float]], list[float | None]]:
+        """Renders every eval image (nerfstudio's loop, with per-image results kept).
+
+        Returns:
+            Per image: the model's metrics with masked-region metrics where the image has a dynamic-region mask, and
+            ``num_rays_per_sec``/``fps`` timed as nerfstudio does (render + metrics); and each camera's time.
+        """
+        from time import perf_counter
+
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from torchvision.utils import save_image
+
+        loader = _RecordingLoader(self.datamanager.fixed_indices_eval_dataloader, self._eval_metadata())
+        if output_path is not None:
+            output_path.mkdir(exist_ok=True, parents=True)
+        records: list[dict[str, float]] = []
+        columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn())
+        self.eval()
+        try:
+            with Progress(*columns, MofNCompleteColumn(), transient=True) as progress:
+                task = progress.add_task("[green]Evaluating all images...", total=len(loader))
+                for idx, (camera, batch) in enumerate(loader):
+                    start = perf_counter()
+                    outputs = self.model.get_outputs_for_camera(camera=camera)
+                    metrics, images = self.model.get_image_metrics_and_images(outputs, batch, region_metrics=True)
+                    num_rays = int(camera.height.reshape(-1)[0]) * int(camera.width.reshape(-1)[0])
+                    metrics["num_rays_per_sec"] = num_rays / max(perf_counter() - start, 1e-9)
+                    metrics["fps"] = metrics["num_rays_per_sec"] / num_rays
+                    records.append(metrics)
+                    for key, image in images.items() if output_path is not None else ():
+                        save_image(image.permute(2, 0, 1).cpu(), output_path / f"eval_{key}_{idx:04d}.png")
+                    progress.advance(task)
+        finally:
+            self.train()
+        return records, loader.times
+
+    @staticmethod
+    def _averages(records: list[dict[str, float]], get_std: bool) -> dict[str, float]:
+        """Mean (and with ``get_std`` the standard deviation as ``<key>_std``, as nerfstudio) of every metric all
+        images have; the masked-region ones are averaged over the masked images only (:meth:`_summaries`)."""
+        keys = [k for k in (records[0] if records else {}) if k not in MASKED_METRICS]
+        out: dict[str, float] = {}
+        for key in keys:
+            values = [r.get(key) for r in records]
+            if not all(isinstance(v, (int, float)) for v in values):
+                continue
+            tensor = torch.tensor(values, dtype=torch.float64)
+            out[key] = float(tensor.mean())
+            if get_std:
+                out[f"{key}_std"] = float(tensor.std())
+        return out
 
     def _eval_metadata(self) -> dict:
         dataset = getattr(self.datamanager, "eval_dataset", None)

@@ -19,6 +19,8 @@ import torch
 from nerfstudio.configs.base_config import InstantiateConfig
 from torch import Tensor, nn
 
+from dynsplat_ns.schedules import static_warmup_steps
+
 # Keys a motion model may change; anything else in the Gaussian dict is passed through untouched.
 MOVABLE_KEYS = ("means", "scales", "quats", "opacities")
 
@@ -29,11 +31,16 @@ class MotionModelConfig(InstantiateConfig):
 
     _target: type = field(default_factory=lambda: MotionModel)
     """Motion model class to instantiate."""
-    static_warmup_steps: int = 0
-    """Training steps during which the model stays the identity (static warm-up), as 4DGS's coarse stage."""
+    static_warmup_steps: int | None = 0
+    """Training steps during which the model stays the identity (static warm-up), as 4DGS's coarse stage; None
+    ("auto"): 15 % of the run (--max-num-iterations)."""
 
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
-        """Default nerfstudio optimizer entries for this model's parameter groups (per-Gaussian and global).
+        """nerfstudio optimizer entries for this model's parameter groups (per-Gaussian and global), built from this
+        config's rate fields (e.g. ``grid_lr``).
+
+        The dynsplat trainer adds them to the run's optimizers when training starts; they are the only source of these
+        groups (``--optimizers`` has no entries for them).
 
         Args:
             max_steps: training length, used by the schedulers.
@@ -71,7 +78,7 @@ class MotionModel(nn.Module):
     @property
     def active(self) -> bool:
         """False during the static warm-up: the model then returns the canonical Gaussians."""
-        return self.step >= self.config.static_warmup_steps
+        return self.step >= static_warmup_steps(self.config.static_warmup_steps)
 
     # ---- parameters ------------------------------------------------------------------------------------------
     def per_gaussian_params(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -85,6 +92,24 @@ class MotionModel(nn.Module):
     def max_gaussians(self) -> int | None:
         """Most Gaussians this model's per-Gaussian parameters may hold (a memory cap), or None for no cap."""
         return None
+
+    # ---- checkpoint layout (resume / fine-tune on other images or frames) -----------------------------------------
+    def per_frame_state_keys(self) -> dict[str, int | tuple[int, ...]]:
+        """This model's tensors with an axis indexed by the training frame, and that axis (or axes).
+
+        Names are keys of :meth:`per_gaussian_params` (axes counted with the leading Gaussian axis) or of this
+        module's own ``state_dict()``. When a checkpoint is loaded for a different number of frames, these axes are
+        resampled linearly in time (entry k of L at t = k / (L - 1)); any other shape change is an error. E.g.
+        ``{"marble_offsets": 1}`` for offsets [N, T, 3]. Tables over continuous time (e.g. HexPlane's time planes,
+        sized by a config value) are not per-frame.
+        """
+        return {}
+
+    def per_image_state_keys(self) -> dict[str, int]:
+        """This model's tensors with an axis indexed by the training image (e.g. per-image appearance codes), and
+        that axis; named as in :meth:`per_frame_state_keys`. On a resume their rows are matched by image name; rows of
+        images the checkpoint lacks keep their initialisation."""
+        return {}
 
     # ---- evaluation ------------------------------------------------------------------------------------------
     def forward(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dynsplat_ns.losses import l1_to_one, plane_tv, time_smoothness
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+from dynsplat_ns.motion.hexplane_cpu import compiled_hexplane_usable, hexplane_features_compiled
 
 # Coordinate pairs of the six planes over (x, y, z, t); the first element indexes the plane's width axis.
 PLANE_AXES: tuple[tuple[int, int], ...] = tuple(itertools.combinations(range(4), 2))
@@ -39,8 +40,9 @@ class HexPlaneMotionConfig(MotionModelConfig):
     """Feature channels per plane and level."""
     net_width: int = 64
     """Width of the decoder MLP."""
-    static_warmup_steps: int = 300
-    """Steps of static warm-up before deformation switches on (4DGS's coarse stage)."""
+    static_warmup_steps: int | None = None
+    """Steps of static warm-up before deformation switches on (4DGS's coarse stage, 3000 of its 20000 steps); None
+    ("auto"): 15 % of the run (--max-num-iterations)."""
     plane_tv_weight: float = 1e-4
     """Weight of total variation on the spatial planes."""
     time_smoothness_weight: float = 1e-2
@@ -100,6 +102,9 @@ class HexPlaneField(nn.Module):
         """Samples features at normalised positions ``xyz`` [N, 3] and time ``t``."""
         n = xyz.shape[0]
         coords = torch.cat([xyz, xyz.new_full((n, 1), 2.0 * t - 1.0)], dim=-1)  # [N, 4] in [-1, 1]
+        all_planes = [plane for level in self.levels for plane in level]
+        if compiled_hexplane_usable(coords, all_planes):  # CPU: one fused loop instead of 6 x levels grid_samples
+            return hexplane_features_compiled(coords, all_planes)
         feats = []
         for planes in self.levels:
             level = None

@@ -6,8 +6,9 @@ from typing import Any
 
 from torch import Tensor
 
+from dynsplat_ns.render.options import BlockOptions
 from dynsplat_ns.render.torch_backend import rasterize_torch
-from dynsplat_ns.render.validation import check_inputs
+from dynsplat_ns.render.validation import check_inputs, check_torch_options
 
 __all__ = ["rasterize", "resolve_backend"]
 
@@ -16,20 +17,32 @@ def resolve_backend(backend: str, device_type: str) -> str:
     """Pick the concrete backend.
 
     Args:
-        backend: "auto", "torch" or "gsplat".
+        backend: "auto", "torch", "gsplat" or "cpp".
         device_type: ``tensor.device.type`` of the inputs.
 
     Returns:
-        "torch" or "gsplat".
+        "torch", "gsplat" or "cpp". "auto" gives "gsplat" on CUDA, "cpp" on CPU when the compiled CPU kernels are
+        available (built on first use, cached per user; see :mod:`dynsplat_ns.render.cpu_kernels`), else "torch".
 
     Raises:
-        ValueError: for "gsplat" on a non-CUDA device.
+        ValueError: for "gsplat" on a non-CUDA device or "cpp" on a non-CPU device.
     """
     if backend == "auto":
-        return "gsplat" if device_type == "cuda" else "torch"
+        if device_type == "cuda":
+            return "gsplat"
+        if device_type == "cpu":
+            from dynsplat_ns.render.cpu_kernels import cpu_kernels_available  # lazy: builds on first use only
+
+            return "cpp" if cpu_kernels_available() else "torch"
+        return "torch"
     if backend == "gsplat" and device_type != "cuda":
         raise ValueError(
             f"rasterize: backend='gsplat' needs CUDA tensors (gsplat's kernels need CUDA), but the inputs are on "
+            f"{device_type!r}; use backend='torch' or backend='auto' instead"
+        )
+    if backend == "cpp" and device_type != "cpu":
+        raise ValueError(
+            f"rasterize: backend='cpp' (compiled CPU kernels) needs CPU tensors, but the inputs are on "
             f"{device_type!r}; use backend='torch' or backend='auto' instead"
         )
     return backend
@@ -55,6 +68,7 @@ def rasterize(
     absgrad: bool = False,
     backend: str = "auto",
     rasterize_mode: str = "classic",
+    torch_options: BlockOptions | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Rasterize 3D Gaussians into C pinhole cameras, with gsplat 1.4.0's ``rasterization`` conventions.
 
@@ -76,8 +90,12 @@ def rasterize(
         far_plane: Gaussians with camera z > far_plane are culled.
         eps2d: Blur added to the projected 2D covariances.
         absgrad: Also accumulate ``meta["means2d"].absgrad`` (sum over pixels of |dL/dmeans2d|) in backward.
-        backend: "auto" (gsplat on CUDA, torch otherwise), "torch" (any device) or "gsplat" (CUDA only).
+        backend: "auto" (gsplat on CUDA; on CPU the compiled kernels when available, else torch), "torch" (any
+            device), "gsplat" (CUDA only) or "cpp" (compiled CPU kernels; float32/float64 CPU tensors).
         rasterize_mode: "classic", or "antialiased" (mip-splatting opacity compensation).
+        torch_options: Block and chunk sizes of the torch backend (:class:`dynsplat_ns.render.BlockOptions`; speed and
+            memory only, never the result); None uses the defaults. Not a gsplat argument; only the "torch" backend
+            reads it (with backend "auto" on CPU that may be the compiled one, which ignores it).
 
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1], meta)`` where D' is D, 1 or D + 1 depending on
@@ -88,11 +106,13 @@ def rasterize(
 
     Raises:
         ValueError: on malformed inputs, an unknown mode/backend, or backend "gsplat" without CUDA.
+        TypeError: when ``torch_options`` is neither None nor a :class:`BlockOptions`.
     """
     check_inputs(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode,
         backend, rasterize_mode,
     )
+    check_torch_options(torch_options)
     chosen = resolve_backend(backend, means.device.type)
     dtype = means.dtype
     args = [t.to(dtype) for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
@@ -110,4 +130,9 @@ def rasterize(
         from dynsplat_ns.render.gsplat_backend import rasterize_gsplat  # lazy: keeps gsplat off CPU paths
 
         return rasterize_gsplat(*args, width, height, **kwargs)
-    return rasterize_torch(*args, width, height, **kwargs)
+    if chosen == "cpp":
+        from dynsplat_ns.render.compiled_backend import COMPILED_DTYPES, rasterize_compiled
+
+        if dtype in COMPILED_DTYPES or backend == "cpp":  # auto: other dtypes (e.g. half) stay on torch
+            return rasterize_compiled(*args, width, height, **kwargs)
+    return rasterize_torch(*args, width, height, **kwargs, options=torch_options)

@@ -16,9 +16,7 @@ from torch import Tensor
 
 from dynsplat_ns.render.rules import ALPHA_MIN, TILE_SIZE
 
-__all__ = ["BLOCK_SIZE", "BlockLists", "block_lists", "support_boxes"]
-
-BLOCK_SIZE = 2  # pixels per block side; must divide TILE_SIZE
+__all__ = ["BlockLists", "block_lists", "support_boxes"]
 
 
 class BlockLists(NamedTuple):
@@ -46,7 +44,7 @@ class BlockLists(NamedTuple):
 def support_boxes(
     means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor, width: int, height: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Pixel boxes ``[x0, x1) x [y0, y1)`` that may hold pairs with ``alpha >= 1/255``.
+    """Pixel boxes ``[x0, x1) x [y0, y1)`` outside which each Gaussian's ``alpha`` is below 1/255.
 
     Args:
         means2d: Projected centres. [V, 2]
@@ -89,7 +87,7 @@ def block_lists(
     radii: Tensor,
     width: int,
     height: int,
-    block: int = BLOCK_SIZE,
+    block: int,
 ) -> BlockLists:
     """List every visible Gaussian in the blocks its support box overlaps, front to back per block.
 
@@ -101,7 +99,7 @@ def block_lists(
         radii: Pixel radii, 0 = culled. [C, N]
         width: Image width.
         height: Image height.
-        block: Block side in pixels (divides 16).
+        block: Block side in pixels (divides 16; :attr:`BlockOptions.block_size`).
 
     Returns:
         The :class:`BlockLists`.

@@ -1,17 +1,18 @@
 """Front-to-back alpha compositing over pixel blocks, with a hand-written backward.
 
-Per pixel p with pairs i = 1..n (front to back), ``T_i = prod_{j<i} (1 - a_j)``, weights ``w_i = a_i T_i``:
+Per pixel p with composited Gaussians i = 1..n (front to back), ``T_i = prod_{j<i} (1 - a_j)`` and weights
+``w_i = a_i T_i``:
 
     render_p = sum_i w_i f_i + T_final bg        alpha_p = 1 - T_final
 
-Each block of pixels (:mod:`dynsplat_ns.render.blocks`) walks its front-to-back Gaussian list in chunks of
-``CHUNK`` slots; a chunk of A blocks is a dense ``[A, pixels, slots]`` grid, so the transmittance is a plain
-``cumprod`` along the slot axis (in the input dtype, as gsplat; carried from chunk to chunk) and the render a
-weighted sum over slots: no per-pair sort, no segmented scans. Cells with ``alpha < 1/255`` (or ``sigma < 0``)
-and cells behind a pixel's early stop get alpha 0, so every rule of :mod:`dynsplat_ns.render.rules` holds
-exactly. Blocks whose pixels have all stopped leave the walk. The backward is the exact derivative of that forward
-(the pair set, threshold and early stop are constants, as in gsplat's kernels). With ``q_i = f_i . dL/drender_p``
-and ``R_i = sum_{j>i} w_j q_j``:
+Each block of pixels (:mod:`dynsplat_ns.render.blocks`) walks its front-to-back Gaussian list in chunks of list
+slots (sizes: :class:`dynsplat_ns.render.options.BlockOptions`); a chunk of A blocks is a dense
+``[A, pixels, slots]`` grid, so the transmittance is a plain ``cumprod`` along the slot axis (in the input dtype,
+as gsplat; carried from chunk to chunk) and the render a weighted sum over slots: no per-pixel sort, no segmented
+scans. Cells with ``alpha < 1/255`` (or ``sigma < 0``) and cells behind a pixel's early stop get alpha 0, so every
+rule of :mod:`dynsplat_ns.render.rules` holds exactly. Blocks whose pixels have all stopped leave the walk. The
+backward is the exact derivative of that forward (the block lists, threshold and early stop are constants, as in
+gsplat's kernels). With ``q_i = f_i . dL/drender_p`` and ``R_i = sum_{j>i} w_j q_j``:
 
     dL/da_i = T_i q_i - (R_i + T_final (bg . dL/drender_p - dL/dalpha_p)) / (1 - a_i)
 
@@ -30,17 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.blocks import BLOCK_SIZE, BlockLists, block_lists
+from dynsplat_ns.render.blocks import BlockLists, block_lists
+from dynsplat_ns.render.options import DEFAULT_BLOCK_OPTIONS, BlockOptions
 from dynsplat_ns.render.rules import ALPHA_MAX, ALPHA_MIN, T_MIN
 
-__all__ = ["composite_pairs", "PairCompositor", "CHUNK"]
-
-BLOCK = BLOCK_SIZE  # block side in pixels
-CHUNK = 64  # front-to-back slots of each block in the first step of the walk (doubling per step)
-_MIN_CHUNK = 8  # the fewest slots a block takes at once
-_MAX_CHUNK = 1024  # the most slots a block takes at once
-_MIN_GRID_CELLS = 1 << 15  # smaller grids are dominated by per-call overhead
-_CELL_BUDGET = 1 << 22  # grid cells (blocks x pixels x slots) evaluated at once: bounds the transient memory
+__all__ = ["composite_blocks", "BlockCompositor"]
 
 
 class _Chunk(NamedTuple):
@@ -102,31 +97,33 @@ def _chunk_slots(lists: BlockLists, blocks: Tensor, first: Tensor, n_slots: int)
 
 
 def _walk_steps(
-    lists: BlockLists, position: Tensor, t_walk: Tensor, n_pix: int, cap: int
+    lists: BlockLists, position: Tensor, t_walk: Tensor, n_pix: int, cap: int, options: BlockOptions
 ) -> list[tuple[Tensor, int]]:
     """The next grids of the walk: ``(blocks [A], slots)`` for every block with Gaussians left and pixels that have
     not stopped.
 
-    A block takes the next power of two (>= ``_MIN_CHUNK``, <= ``cap``) that holds the rest of its list, so short
-    lists are not padded to ``cap``. Each grid costs a few dozen torch calls, so size classes too small to be worth
-    a grid of their own (< ``_MIN_GRID_CELLS``) join the next larger class; grids stay within the cell budget.
+    A block takes the next power of two (>= ``options.min_chunk_size``, <= ``cap``) that holds the rest of its list,
+    so short lists are not padded to ``cap``. Each grid costs a few dozen torch calls, so size classes too small to be
+    worth a grid of their own (< ``options.min_grid_cells``) join the next larger class; grids stay within
+    ``options.cell_budget``.
     """
     remaining = lists.count - position  # [blocks]
     walking = torch.nonzero((remaining > 0) & (t_walk.amax(1) > 0)).squeeze(1)
     if len(walking) == 0:
         return []
     rest = remaining.index_select(0, walking).to(torch.float64)
-    slots = torch.exp2(torch.ceil(torch.log2(rest))).clamp(min=_MIN_CHUNK, max=cap).to(torch.int64)  # [A]
+    fewest = min(options.min_chunk_size, cap)
+    slots = torch.exp2(torch.ceil(torch.log2(rest))).clamp(min=fewest, max=cap).to(torch.int64)  # [A]
     sizes = torch.unique(slots)
     steps, pending = [], []  # pending: smaller classes carried up into the next size
     for i, size in enumerate(sizes.tolist()):
         pending.append(walking[slots == size])
         carried = sum(len(p) for p in pending)
-        if carried * size * n_pix < _MIN_GRID_CELLS and i + 1 < len(sizes):
+        if carried * size * n_pix < options.min_grid_cells and i + 1 < len(sizes):
             continue
         blocks = torch.cat(pending) if len(pending) > 1 else pending[0]
         pending = []
-        steps += [(group, size) for group in blocks.split(max(1, _CELL_BUDGET // (n_pix * size)))]
+        steps += [(group, size) for group in blocks.split(max(1, options.cell_budget // (n_pix * size)))]
     return steps
 
 
@@ -162,7 +159,7 @@ def _weighted_sum(weight: Tensor, feats: Tensor) -> Tensor:
     return torch.stack([(weight * feats_t[:, None, d]).sum(-1) for d in range(feats.shape[-1])], -1)
 
 
-class PairCompositor(torch.autograd.Function):
+class BlockCompositor(torch.autograd.Function):
     """Autograd function: (means2d, conics, opacities, features, backgrounds) -> (render, alpha)."""
 
     @staticmethod
@@ -178,25 +175,26 @@ class PairCompositor(torch.autograd.Function):
         width: int,
         height: int,
         absgrad: bool,
+        options: BlockOptions,
         stats: dict | None,
     ) -> tuple[Tensor, Tensor]:
         n_cams, n_gauss, n_ch = features.shape
         dtype = means2d.dtype
-        lists = block_lists(means2d, conics, opacities, depths, radii, width, height, BLOCK)
+        lists = block_lists(means2d, conics, opacities, depths, radii, width, height, options.block_size)
         n_blocks, n_pix = len(lists.count), lists.block * lists.block
         attrs = torch.cat([means2d.reshape(-1, 2).t(), conics.reshape(-1, 3).t(), opacities.reshape(1, -1)])  # [6, CN]
         feats = features.reshape(-1, n_ch)  # [C * N, D]
         canvas = means2d.new_zeros(n_blocks, n_pix, n_ch)
-        t_final = means2d.new_ones(n_blocks, n_pix)  # transmittance behind each pixel's composited pairs
+        t_final = means2d.new_ones(n_blocks, n_pix)  # transmittance behind each pixel's composited Gaussians
         t_walk = means2d.new_ones(n_blocks, n_pix)  # the same, but 0 once the pixel has stopped
         sigma_min, alpha_min = _below(0.0, dtype), _below(ALPHA_MIN, dtype)
         chunks: list[_Chunk] = []
-        n_cells = n_pairs = n_evaluated = 0
+        n_cells = n_composited = n_evaluated = 0
         position = torch.zeros_like(lists.count)  # next slot of each block's list
         with torch.no_grad():
-            cap = CHUNK  # the first slots of every block, then twice as many per step
-            while steps := _walk_steps(lists, position, t_walk, n_pix, cap):
-                cap = min(2 * cap, _MAX_CHUNK)
+            cap = options.chunk_size  # the first slots of every block, then twice as many per step
+            while steps := _walk_steps(lists, position, t_walk, n_pix, cap, options):
+                cap = min(2 * cap, options.max_chunk_size)
                 for blocks, n_s in steps:
                     n_a = len(blocks)
                     first = position.index_select(0, blocks)
@@ -214,7 +212,7 @@ class PairCompositor(torch.autograd.Function):
                     alpha = F.threshold_(alpha, alpha_min, 0.0)  # alpha < 1/255: skip
                     carried = t_walk.index_select(0, blocks)  # [A, P]
                     after = torch.cumprod(1.0 - alpha, -1).mul_(carried[:, :, None])  # [A, P, S] T behind a cell
-                    # gsplat's early stop: a pixel stops before the first pair that would bring T to <= T_MIN.
+                    # gsplat's early stop: a pixel stops before the first Gaussian that would bring T to <= T_MIN.
                     keep = F.threshold(after, T_MIN, 0.0).sign_()  # 1 while T stays above T_MIN, else 0
                     alpha.mul_(keep)
                     trans = torch.cat([carried[:, :, None], after[:, :, :-1]], -1)  # [A, P, S] T in front
@@ -224,7 +222,7 @@ class PairCompositor(torch.autograd.Function):
                     chunks.append(_Chunk(blocks, gauss, alpha, trans))
                     if stats is not None:
                         n_cells += alpha.numel()
-                        n_pairs += int(torch.count_nonzero(alpha))
+                        n_composited += int(torch.count_nonzero(alpha))
                         n_evaluated += int(valid.sum())
 
         render = _to_image(canvas, lists, n_cams, width, height)  # [C, H, W, D]
@@ -232,8 +230,8 @@ class PairCompositor(torch.autograd.Function):
         if backgrounds is not None:
             render = render + backgrounds[:, None, None, :] * t_image[..., None]
         if stats is not None:
-            stats["n_pairs"] = stats.get("n_pairs", 0) + n_pairs
-            stats["n_candidates"] = stats.get("n_candidates", 0) + n_cells
+            stats["n_composited"] = stats.get("n_composited", 0) + n_composited
+            stats["n_cells"] = stats.get("n_cells", 0) + n_cells
             stats["n_skipped"] = stats.get("n_skipped", 0) + len(lists.gauss) - n_evaluated
 
         ctx.lists, ctx.chunks = lists, chunks
@@ -271,7 +269,7 @@ class PairCompositor(torch.autograd.Function):
 
         attrs = torch.cat([means2d.reshape(-1, 2).t(), conics.reshape(-1, 3).t(), opacities.reshape(1, -1)])
         feats = features.reshape(-1, n_ch)
-        # Per-Gaussian sums over pairs; the conic and opacity factors (constant per Gaussian) are applied at the end:
+        # Per-Gaussian sums over the chunks' cells; the conic and opacity factors (constant per Gaussian) come last:
         # dL/dmean = conic @ (sum u, sum w), dL/dconic = (sum u dx / 2, sum u dy, sum w dy / 2), dL/do = sum(.) / o,
         # with u = v dx, w = v dy and v = dL/dalpha * alpha. The loop accumulates -v (see below).
         sums = means2d.new_zeros(6, n_cams * n_gauss)  # -(u, w, u dx, u dy, w dy, v)
@@ -301,7 +299,7 @@ class PairCompositor(torch.autograd.Function):
             alpha = chunk.alpha
             v = (chunk.trans * q).sub_(rest.div_(1.0 - alpha))  # dL/dalpha
             # alpha = min(0.999, o exp(-sigma)): no gradient where clamped; elsewhere d alpha / d o = alpha / o and
-            # d alpha / d sigma = -alpha. -alpha where unclamped, 0 where clamped (and on cells without a pair):
+            # d alpha / d sigma = -alpha. -alpha where unclamped, 0 where clamped (and on cells composited nothing):
             v.mul_(F.threshold(-alpha, -ALPHA_MAX, 0.0))  # -v (threshold keeps -alpha > -0.999)
             v = v.reshape(n_a, b, b, n_s)
             valid = torch.ones_like(chunk.gauss, dtype=torch.bool)
@@ -345,10 +343,11 @@ class PairCompositor(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
-def composite_pairs(
+def composite_blocks(
     means2d: Tensor,
     conics: Tensor,
     opacities: Tensor,
@@ -359,9 +358,10 @@ def composite_pairs(
     width: int,
     height: int,
     absgrad: bool = False,
+    options: BlockOptions | None = None,
     stats: dict | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Rasterize screen-space Gaussians by compositing their (Gaussian, pixel) pairs block by block.
+    """Rasterize screen-space Gaussians block by block, walking each pixel block's front-to-back Gaussian list.
 
     Args:
         means2d: Projected centres. [C, N, 2]
@@ -374,13 +374,16 @@ def composite_pairs(
         width: Image width.
         height: Image height.
         absgrad: Attach ``means2d.absgrad`` (sum of per-pixel |dL/dmeans2d|) during backward.
-        stats: Optional dict that receives counts summed over cameras: ``n_candidates`` (grid cells evaluated),
-            ``n_pairs`` (pairs composited, i.e. alpha >= 1/255 and before the early stop) and ``n_skipped``
-            ((block, Gaussian) intersections never evaluated because every pixel of the block had stopped).
+        options: Block and chunk sizes (speed/memory only); None uses :class:`BlockOptions`' defaults.
+        stats: Optional dict that receives counts summed over cameras: ``n_cells`` (grid cells evaluated),
+            ``n_composited`` ((Gaussian, pixel) contributions composited, i.e. alpha >= 1/255 and before the early
+            stop) and ``n_skipped`` ((block, Gaussian) list entries never evaluated because every pixel of the block
+            had stopped).
 
     Returns:
         ``(render [C, H, W, D], alpha [C, H, W, 1])``.
     """
-    return PairCompositor.apply(
-        means2d, conics, opacities, features, backgrounds, depths.detach(), radii, width, height, absgrad, stats
+    return BlockCompositor.apply(
+        means2d, conics, opacities, features, backgrounds, depths.detach(), radii, width, height, absgrad,
+        options or DEFAULT_BLOCK_OPTIONS, stats,
     )

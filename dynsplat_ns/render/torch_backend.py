@@ -1,4 +1,4 @@
-"""Pure-torch rasterizer (any device, CPU included): projection -> colours -> pair compositing."""
+"""Pure-torch rasterizer (any device, CPU included): projection -> colours -> block compositing."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Any
 
 from torch import Tensor
 
-from dynsplat_ns.render.composite import composite_pairs
+from dynsplat_ns.render.composite import composite_blocks
 from dynsplat_ns.render.cpu_allocator import tune_cpu_allocator
 from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
 from dynsplat_ns.render.meta import make_meta
+from dynsplat_ns.render.options import BlockOptions
 from dynsplat_ns.render.projection import project_gaussians
 
 __all__ = ["rasterize_torch"]
@@ -34,6 +35,7 @@ def rasterize_torch(
     eps2d: float = 0.3,
     absgrad: bool = False,
     rasterize_mode: str = "classic",
+    options: BlockOptions | None = None,
     stats: dict | None = None,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render with the torch backend. Arguments are those of :func:`dynsplat_ns.render.rasterize` (validated there).
@@ -56,7 +58,9 @@ def rasterize_torch(
         eps2d: 2D blur.
         absgrad: Fill ``meta["means2d"].absgrad`` during backward.
         rasterize_mode: "classic" or "antialiased" (mip-splatting opacity compensation).
-        stats: Optional dict that receives pair counts.
+        options: Block and chunk sizes of the compositor (speed/memory only); None uses the defaults.
+        stats: Optional dict that receives the compositor's counts (see
+            :func:`dynsplat_ns.render.composite.composite_blocks`).
 
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1], meta)``.
@@ -73,9 +77,9 @@ def rasterize_torch(
         opac = opac * proj.compensations
     rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
     feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
-    render, alpha = composite_pairs(
+    render, alpha = composite_blocks(
         proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height,
-        absgrad=absgrad, stats=stats,
+        absgrad=absgrad, options=options, stats=stats,
     )
     render = finish_render(render, alpha, render_mode)
     meta = make_meta(

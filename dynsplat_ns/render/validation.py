@@ -8,11 +8,12 @@ import torch
 from torch import Tensor
 
 from dynsplat_ns.render.features import RENDER_MODES
+from dynsplat_ns.render.options import BlockOptions
 from dynsplat_ns.render.sh import MAX_SH_DEGREE, num_sh_bases
 
-__all__ = ["BACKENDS", "RASTERIZE_MODES", "check_inputs"]
+__all__ = ["BACKENDS", "RASTERIZE_MODES", "check_inputs", "check_torch_options"]
 
-BACKENDS = ("auto", "torch", "gsplat")
+BACKENDS = ("auto", "torch", "gsplat", "cpp")
 RASTERIZE_MODES = ("classic", "antialiased")
 
 
@@ -115,3 +116,16 @@ def check_inputs(
             raise ValueError(f"rasterize: `{name}` must be a floating point tensor, got {tensor.dtype}")
         if tensor.device != means.device:
             raise ValueError(f"rasterize: `{name}` is on {tensor.device} but `means` is on {means.device}")
+
+
+def check_torch_options(options: object) -> None:
+    """``options`` must be None or a :class:`BlockOptions` (whose own checks ran when it was built).
+
+    Raises:
+        TypeError: for anything else (e.g. a dict of sizes).
+    """
+    if options is not None and not isinstance(options, BlockOptions):
+        raise TypeError(
+            f"rasterize: `torch_options` must be None or a dynsplat_ns.render.BlockOptions, got "
+            f"{type(options).__name__} (build one with BlockOptions(block_size=..., chunk_size=..., ...))"
+        )

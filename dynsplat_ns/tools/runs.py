@@ -204,8 +204,11 @@ def gaussian_centroid(config, min_opacity: float = 0.1) -> np.ndarray:
     Raises:
         ToolError: No checkpoint, or it has no Gaussian means.
     """
+    from dynsplat_ns.compat import numpy_scalar_types
+
     ckpt = latest_checkpoint(config)
-    state = torch.load(ckpt, map_location="cpu")["pipeline"]
+    with torch.serialization.safe_globals(numpy_scalar_types()):  # checkpoints written before plain_numbers()
+        state = torch.load(ckpt, map_location="cpu")["pipeline"]
     means = state.get("_model.gauss_params.means")
     if means is None or means.numel() == 0:
         raise ToolError(f"{ckpt}: no Gaussians in the checkpoint (is this a splatting run?)")

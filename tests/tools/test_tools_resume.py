@@ -15,8 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import dynsplat_ns.models.pipeline  # noqa: F401  (torch.load of nerfstudio checkpoints)
-
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "TORCHDYNAMO_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
 pytestmark = pytest.mark.slow

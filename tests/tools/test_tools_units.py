@@ -16,6 +16,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
 
 from dynsplat_ns.models import metrics as M
+from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.models.pipeline import DynsplatPipeline, fit_optimizer_state, image_key, match_image_names
 from dynsplat_ns.tools import camera_path as CP
@@ -203,11 +204,10 @@ def test_dynamic_mask_sources(tmp_path):
     nerfstudio_mask = torch.zeros(8, 8, 1, dtype=torch.bool)
     nerfstudio_mask[2:4] = True
     batch = {"image": image, "mask": nerfstudio_mask}
-    assert M.dynamic_mask_from_batch(batch, {}) is None  # a plain valid-pixel mask is not a motion mask
-    assert M.dynamic_mask_from_batch(batch, {"mask_kind": "motion"}).sum() == 16
+    assert M.dynamic_mask_from_batch(batch) is None  # nerfstudio's valid-pixel mask is not a motion mask
     assert M.dynamic_mask_from_batch({"image": image, "dynamic_mask": torch.ones(8, 8)}).all()
     Image.fromarray((np.eye(4) * 255).astype(np.uint8)).save(tmp_path / "m.png")
-    mask = M.dynamic_mask_from_metadata({"motion_masks": [tmp_path / "m.png"]}, 0, (8, 8))  # resized 4→8
+    mask = M.dynamic_mask_from_metadata({"motion_mask_filenames": [tmp_path / "m.png"]}, 0, (8, 8))  # 4→8 px
     assert mask.shape == (8, 8) and mask.sum() == 16
     assert M.dynamic_mask_from_metadata({}, 0) is None
 
@@ -264,11 +264,12 @@ def test_model_matches_per_image_rows_by_name():
         old.camera_optimizer.pose_adjustment.copy_(torch.arange(12.0)[:, None].repeat(1, 6))
     state = old.state_dict()
     new = _model(8, 8, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"))
-    new._resume_info = {"row_map": [11, 9, 8, 6, 5, 3, 2, -1], "old_num_images": 12, "old_num_frames": 12}
-    new.load_state_dict(dict(state))
+    assert new.per_image_state_keys() == {"camera_optimizer.pose_adjustment": 0}
+    resume = ResumeInfo(row_map=(11, 9, 8, 6, 5, 3, 2, -1), old_num_images=12)
+    row_maps = new.load_checkpoint_state(dict(state), resume)
     rows = new.camera_optimizer.pose_adjustment[:, 0].tolist()
     assert rows == [11, 9, 8, 6, 5, 3, 2, 0]  # the last image is new: fresh (zero) adjustment
-    assert new._row_maps["camera_optimizer.pose_adjustment"][-1] == -1
+    assert row_maps == {"camera_optimizer.pose_adjustment": RowMap(resume.row_map, axis=0)}
     plain = _model(8, 8, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"))
     plain.load_state_dict(dict(state))  # no names: re-initialised, no crash
     assert plain.camera_optimizer.pose_adjustment.abs().sum() == 0

@@ -241,8 +241,9 @@ def canvas_pixels(browser: Chromium, *shots: np.ndarray) -> list[np.ndarray]:
 def train_tiny_run(tmp_path: Path) -> Path:
     """ns-train dynsplat-marbles for 3 CPU steps on a small generated scene, then the known motion (SHIFT) written
     into its checkpoint. Returns the run's config.yml."""
-    from dynsplat_ns.scenes import dnerf as make_dnerf_scene
     import torch
+
+    from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 
     scene = make_dnerf_scene.make_dnerf_scene(tmp_path / "scene", size=32, n_train=6, n_val=1, n_test=1, seed=0)
     out = tmp_path / "outputs"

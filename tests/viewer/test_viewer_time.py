@@ -1,5 +1,6 @@
 """nerfstudio's viewer on dynsplat models without a browser: the time slider and render-panel keyframe times reach the
-model, the viewer binds to loopback, the CPU still-frame resolution, the first view."""
+model, the host the viewer binds to (command line, saved config, loopback), the CPU still-frame resolution, the
+first view."""
 
 from __future__ import annotations
 
@@ -111,12 +112,42 @@ def test_render_panel_keyframe_times_survive_camera_path(moving):
     assert (first - last).abs().mean() > 0.01
 
 
-def test_viewer_host_is_loopback_unless_asked():
-    assert dyn_viewer.viewer_host("0.0.0.0", argv=["ns-viewer", "--load-config", "c.yml"]) == "127.0.0.1"
-    assert dyn_viewer.viewer_host("0.0.0.0", argv=["ns-viewer", "--viewer.websocket-host", "0.0.0.0"]) == "0.0.0.0"
-    assert dyn_viewer.viewer_host("0.0.0.0", argv=["ns-train", "--viewer.websocket_host=0.0.0.0"]) == "0.0.0.0"
-    assert dyn_viewer.viewer_host("127.0.0.1", argv=[]) == "127.0.0.1"
-    assert dyn_viewer.viewer_host("192.168.1.5", argv=[]) == "192.168.1.5"
+def test_ns_viewer_host_command_line_then_saved_then_loopback():
+    """ns-viewer's host: the command line's when given, else the one saved with the run (explicit 0.0.0.0 too),
+    else loopback."""
+    plain = ["ns-viewer", "--load-config", "c.yml"]
+    assert dyn_viewer.ns_viewer_host("0.0.0.0", None, argv=plain) == "127.0.0.1"
+    assert dyn_viewer.ns_viewer_host("0.0.0.0", "127.0.0.1", argv=plain) == "127.0.0.1"
+    assert dyn_viewer.ns_viewer_host("0.0.0.0", "0.0.0.0", argv=plain) == "0.0.0.0"  # saved explicitly
+    assert dyn_viewer.ns_viewer_host("0.0.0.0", "192.168.1.5", argv=plain) == "192.168.1.5"
+    assert dyn_viewer.ns_viewer_host("0.0.0.0", "127.0.0.1", argv=[*plain, "--viewer.websocket-host", "0.0.0.0"]) == (
+        "0.0.0.0"
+    )
+    assert dyn_viewer.ns_viewer_host("10.0.0.2", "0.0.0.0", argv=[*plain, "--viewer.websocket_host=10.0.0.2"]) == (
+        "10.0.0.2"
+    )
+    assert dyn_viewer.flag_value(dyn_viewer.LOAD_CONFIG_FLAGS, ["ns-viewer", "--load-config=a.yml"]) == "a.yml"
+    assert dyn_viewer.flag_value(dyn_viewer.LOAD_CONFIG_FLAGS, ["ns-viewer", "--load_config", "b.yml"]) == "b.yml"
+    assert dyn_viewer.flag_value(dyn_viewer.LOAD_CONFIG_FLAGS, ["ns-viewer"]) is None
+
+
+def _save_run_config(run_dir, host: str):
+    """A run's config.yml as nerfstudio writes it (yaml.dump of the TrainerConfig), with ``host`` saved."""
+    import yaml
+    from nerfstudio.engine.trainer import TrainerConfig
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainerConfig(method_name="dynsplat-4dgs", viewer=ViewerConfig(websocket_host=host))
+    (run_dir / "config.yml").write_text(yaml.dump(config))
+    return run_dir / "config.yml"
+
+
+def test_saved_viewer_host_reads_nerfstudio_config_yml(tmp_path):
+    assert dyn_viewer.saved_viewer_host(_save_run_config(tmp_path / "a", "0.0.0.0")) == "0.0.0.0"
+    assert dyn_viewer.saved_viewer_host(_save_run_config(tmp_path / "b", "127.0.0.1")) == "127.0.0.1"
+    assert dyn_viewer.saved_viewer_host(tmp_path / "missing.yml") is None
+    (tmp_path / "bad.yml").write_text("viewer: [unclosed")
+    assert dyn_viewer.saved_viewer_host(tmp_path / "bad.yml") is None
 
 
 def test_viewer_max_res():
@@ -128,35 +159,73 @@ def test_viewer_max_res():
 
 
 class _Pipeline(nn.Module):
-    """What nerfstudio's Viewer reads from a pipeline (model, datamanager.includes_time / train_dataset)."""
+    """What nerfstudio's Viewer reads from a pipeline (model, datamanager.includes_time / train_dataset), with the
+    ViewerControl a DynsplatPipeline holds."""
 
     def __init__(self, model, cameras):
         super().__init__()
         self.model = model
         self.datamanager = SimpleNamespace(includes_time=True, train_dataset=SimpleNamespace(cameras=cameras))
+        self.viewer_defaults = dyn_viewer.DynsplatViewerControl()
 
 
-def test_nerfstudio_viewer_on_a_dynsplat_pipeline(moving, tmp_path, monkeypatch):
-    """nerfstudio's Viewer, with dynsplat's install(): bound to 127.0.0.1 although the config says nerfstudio's
-    0.0.0.0 (as ns-viewer's does), Time slider shown, CPU Max res, first view through training camera 0."""
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("saved", "command_line", "expected"),
+    [("127.0.0.1", None, "127.0.0.1"), ("127.0.0.2", None, "127.0.0.2"), ("127.0.0.2", "127.0.0.3", "127.0.0.3")],
+    ids=["saved-default", "saved-explicit", "command-line"],
+)
+def test_ns_viewer_on_a_dynsplat_pipeline(moving, tmp_path, monkeypatch, saved, command_line, expected):
+    """The viewer ns-viewer builds (run_viewer.ViewerState, after a dynsplat pipeline was set up): bound to the host on
+    its command line, else the one saved in config.yml, although its own config says nerfstudio's 0.0.0.0; Time
+    slider shown, CPU Max res, first view through training camera 0."""
+    from nerfstudio.scripts.viewer import run_viewer
     from nerfstudio.viewer.viewer import Viewer
 
     outputs, model = moving
-    monkeypatch.setattr("sys.argv", ["ns-viewer", "--load-config", str(tmp_path / "config.yml")])
-    monkeypatch.delenv(dyn_viewer.MAX_RES_ENV, raising=False)
-    dyn_viewer.install()
-    dyn_viewer.install()  # idempotent
-    assert getattr(Viewer.__init__, "_dynsplat_viewer", False)
-    with socket.socket() as probe:  # a free port
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = ViewerConfig(websocket_port=port)
+    config_path = _save_run_config(tmp_path / "run", saved)
+    argv = ["ns-viewer", "--load-config", str(config_path)]
+    config = ViewerConfig(websocket_port=_free_port())
     assert config.websocket_host == "0.0.0.0"
+    if command_line is not None:
+        argv += ["--viewer.websocket-host", command_line]
+        config = ViewerConfig(websocket_port=config.websocket_port, websocket_host=command_line)
+    monkeypatch.setattr("sys.argv", argv)
+    monkeypatch.delenv(dyn_viewer.MAX_RES_ENV, raising=False)
+    monkeypatch.setattr(run_viewer, "ViewerState", run_viewer.ViewerState)  # restored after the test
+    dyn_viewer.use_saved_viewer_host()
+    dyn_viewer.use_saved_viewer_host()  # idempotent
+    assert run_viewer.ViewerState is dyn_viewer.SavedHostViewer
+    assert Viewer.__init__.__module__ == "nerfstudio.viewer.viewer"  # nerfstudio's class is untouched
+    viewer = run_viewer.ViewerState(
+        config, tmp_path / "run" / "viewer_log.txt", tmp_path, _Pipeline(model, outputs.cameras)
+    )
+    try:
+        assert viewer.viser_server.get_host() == expected
+        assert any(expected in line for line in viewer.viewer_info), viewer.viewer_info
+        assert viewer.include_time and viewer.control_panel._time_enabled
+        assert viewer.control_panel.max_res == dyn_viewer.CPU_MAX_RES
+    finally:
+        viewer.viser_server.stop()
+
+
+def test_ns_train_viewer_keeps_its_config_host_and_gets_the_dynsplat_defaults(moving, tmp_path, monkeypatch):
+    """ns-train builds nerfstudio's own Viewer from the run's config: its host is used as is (dynsplat's default is
+    127.0.0.1; an explicit one is honoured), and the pipeline's DynsplatViewerControl applies the CPU Max res."""
+    from nerfstudio.viewer.viewer import Viewer
+
+    outputs, model = moving
+    monkeypatch.setattr("sys.argv", ["ns-train", "dynsplat-4dgs"])
+    monkeypatch.delenv(dyn_viewer.MAX_RES_ENV, raising=False)
+    config = ViewerConfig(websocket_port=_free_port(), websocket_host="127.0.0.2")
     viewer = Viewer(config, tmp_path / "viewer_log.txt", tmp_path, _Pipeline(model, outputs.cameras))
     try:
-        assert viewer.viser_server.get_host() == "127.0.0.1"
-        assert any("127.0.0.1" in line for line in viewer.viewer_info), viewer.viewer_info
-        assert viewer.include_time and viewer.control_panel._time_enabled
+        assert viewer.viser_server.get_host() == "127.0.0.2"
         assert viewer.control_panel.max_res == dyn_viewer.CPU_MAX_RES
     finally:
         viewer.viser_server.stop()

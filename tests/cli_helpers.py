@@ -1,0 +1,41 @@
+"""Helpers of the command-line tests: the flags ``ns-train`` shows, and parsing as ``ns-train`` does."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+
+import tyro
+from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
+
+_FLAG = re.compile(r"│ (--[a-z0-9][a-z0-9._-]*)")
+
+
+def cli_flags(*args: str) -> set[str]:
+    """The flags in ``ns-train ARGS --help`` (tyro's help; one flag per ``│ --flag`` row)."""
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="utf-8")  # utf-8: tyro draws its boxes (and flag rows) with │
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "240"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            tyro.cli(AnnotatedBaseConfigUnion, args=[*args, "--help"])
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+    out.flush()
+    return set(_FLAG.findall(raw.getvalue().decode())) - {"--help"}
+
+
+def parse(*args: str):
+    """``ns-train ARGS`` parsed as nerfstudio's ``ns-train`` does, with its ``--data``/``--prompt`` aliases."""
+    config = tyro.cli(AnnotatedBaseConfigUnion, args=list(args))
+    if config.data:  # nerfstudio/scripts/train.py main()
+        config.pipeline.datamanager.data = config.data
+    if config.prompt:
+        config.pipeline.model.prompt = config.prompt
+    return config
