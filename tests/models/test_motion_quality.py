@@ -115,7 +115,8 @@ def test_dynamic_method_beats_static_and_follows_the_sphere(moving_sphere, stati
     recovered = float(moved @ true_move / (true_move @ true_move))
     print(f"{name}: {psnr:.2f} dB (static {static_psnr:.2f} dB), recovered {recovered:.2f}")
     assert psnr > static_psnr + MIN_GAIN_DB, f"{name}: {psnr:.2f} dB vs static {static_psnr:.2f} dB"
-    assert recovered > RECOVERED_BAR[name], f"{name}: the sphere's Gaussians moved {recovered:.2f} of the true displacement"
+    message = f"{name}: the sphere's Gaussians moved {recovered:.2f} of the true displacement"
+    assert recovered > RECOVERED_BAR[name], message
 
 
 def test_marbles_densification_sees_the_rendered_isotropic_scale(moving_sphere):
