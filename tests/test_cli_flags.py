@@ -352,7 +352,8 @@ MOTION_CHECKS = {
               64),
     ],
     "dynsplat-marbles": [
-        Check("--pipeline.model.motion.offsets-lr", ["0.005"], lambda b: b.group("marble_offsets")["lr"], 0.005),
+        Check("--pipeline.model.motion.offsets-lr", ["0.007"],
+              lambda b: (b.group("marble_offsets")["initial_lr"], b.lr_at("marble_offsets", 400)), (0.007, 0.0007)),
         Check("--pipeline.model.motion.max-motion-floats", ["360000"],
               lambda b: b.model.motion.max_gaussians() * 3 * b.model.motion.num_frames, 360000),
         Check("--pipeline.model.motion.static-warmup-steps", ["7"], lambda b: (_active(b, 6), _active(b, 7)),

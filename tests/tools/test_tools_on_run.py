@@ -126,11 +126,11 @@ def test_masked_metrics_when_dataset_has_motion_masks(loaded):
     masks = [torch.zeros(32, 32, dtype=torch.bool) for _ in range(n)]
     for m in masks:
         m[8:24, 8:24] = True
-    dataset.metadata["motion_masks"] = masks
+    dataset.metadata["motion_mask_filenames"] = masks  # the key the D2RF parser writes (files or tensors)
     try:
         results = loaded.get_average_eval_image_metrics(get_std=True)
     finally:
-        del dataset.metadata["motion_masks"]
+        del dataset.metadata["motion_mask_filenames"]
     assert {"masked_psnr", "masked_ssim", "masked_fraction"} <= set(results)
     assert results["masked_num_images"] == n and results["masked_fraction"] == pytest.approx(0.25)
     assert all("masked_psnr" in v for v in results["per_time"].values())
