@@ -22,10 +22,10 @@ from torch.autograd.function import once_differentiable
 
 from dynsplat_ns.render.blocks import support_boxes
 from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
-from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
+from dynsplat_ns.render.features import finish_render
 from dynsplat_ns.render.meta import make_meta
-from dynsplat_ns.render.projection import project_gaussians
 from dynsplat_ns.render.rules import ALPHA_MIN, TILE_SIZE
+from dynsplat_ns.render.torch_backend import composite_inputs
 
 __all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "composite_compiled", "rasterize_compiled"]
 
@@ -204,16 +204,10 @@ def rasterize_compiled(
         raise ValueError(
             f"rasterize: backend='cpp' needs float32/float64 CPU tensors, got {means.dtype} on {means.device.type}"
         )
-    n_cams = viewmats.shape[0]
-    proj = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
-        far_plane=far_plane, calc_compensations=rasterize_mode == "antialiased",
+    proj, opac, feats, bgs = composite_inputs(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode,
+        near_plane, far_plane, eps2d, rasterize_mode,
     )
-    opac = opacities[None, :].expand(n_cams, -1)  # [C, N]
-    if proj.compensations is not None:
-        opac = opac * proj.compensations
-    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
-    feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
     render, alpha = composite_compiled(
         proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height, absgrad, block
     )

@@ -67,16 +67,10 @@ def rasterize_torch(
     """
     if means.device.type == "cpu":
         tune_cpu_allocator()
-    n_cams = viewmats.shape[0]
-    proj = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
-        far_plane=far_plane, calc_compensations=rasterize_mode == "antialiased",
+    proj, opac, feats, bgs = composite_inputs(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode,
+        near_plane, far_plane, eps2d, rasterize_mode,
     )
-    opac = opacities[None, :].expand(n_cams, -1)  # [C, N]
-    if proj.compensations is not None:
-        opac = opac * proj.compensations
-    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
-    feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
     render, alpha = composite_blocks(
         proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height,
         absgrad=absgrad, options=options, stats=stats,
@@ -86,3 +80,40 @@ def rasterize_torch(
         "torch", proj.radii, proj.means2d, proj.depths, proj.conics, opac, width, height, absgrad
     )
     return render, alpha, meta
+
+
+def composite_inputs(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None,
+    backgrounds: Tensor | None,
+    render_mode: str,
+    near_plane: float,
+    far_plane: float,
+    eps2d: float,
+    rasterize_mode: str,
+):
+    """What every CPU compositor consumes, computed in torch (autograd reaches means/quats/scales through it).
+
+    Returns:
+        ``(proj, opacities [C, N], features [C, N, D'], backgrounds [C, D'] or None)``: the projection
+        (:func:`project_gaussians`), opacities with the antialiasing compensation applied, and the per-camera
+        features of ``render_mode`` (colors and/or depth).
+    """
+    proj = project_gaussians(
+        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
+        far_plane=far_plane, calc_compensations=rasterize_mode == "antialiased",
+    )
+    opac = opacities[None, :].expand(viewmats.shape[0], -1)  # [C, N]
+    if proj.compensations is not None:
+        opac = opac * proj.compensations
+    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
+    feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
+    return proj, opac, feats, bgs
