@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 from dynsplat_ns.scenes import d2rf as make_d2rf_scene
 from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 from dynsplat_ns.scenes import llff as make_llff_scene
+
+os.environ.setdefault("TORCHDYNAMO_DISABLE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 #: How the ``dnerf_scene`` fixture is generated (see ``dnerf_scene_params``).
 DNERF_SCENE_PARAMS = {"size": 32, "n_train": 12, "n_val": 4, "n_test": 4, "seed": 0, "motion": True, "supersample": 2}

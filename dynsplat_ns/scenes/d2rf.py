@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-
 from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_database, write_model
 from .llff import check_out_dir, poses_bounds_rows, render_opaque, shrink
 from .synthetic import Scene, default_scene, depth_bounds, look_at, surface_points

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
 from .synthetic import (
     DNERF_CAMERA_ANGLE_X,
     Scene,

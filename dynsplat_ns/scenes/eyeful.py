@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
 from .llff import BACKGROUND, check_out_dir
 from .synthetic import Scene, default_scene, look_at, model_rays, over_background, to_uint8, trace_rays
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-
 from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_model
 from .synthetic import (
     Scene,
