@@ -386,9 +386,10 @@ def test_unknown_run_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_motion_masks_of_the_d2rf_parser_feed_masked_metrics(tmp_path):
-    d2rf = pytest.importorskip("dynsplat_ns.dataparsers.d2rf")
-    from dynsplat_ns.scenes import d2rf as make
+    from dynsplat_ns.dataparsers import d2rf
     from nerfstudio.data.datasets.base_dataset import InputDataset
+
+    from dynsplat_ns.scenes import d2rf as make
 
     make.make_d2rf_scene(tmp_path / "scene")
     dataset = InputDataset(d2rf.D2RFDataParserConfig(data=tmp_path / "scene").setup().get_dataparser_outputs("test"))
