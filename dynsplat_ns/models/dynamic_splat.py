@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Union
 
@@ -27,6 +28,7 @@ from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.render import rasterize
+from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
 
 # Canonical per-Gaussian parameters owned by the model; motion models add theirs to the same dict.
@@ -205,86 +207,171 @@ class DynamicSplatModel(SplatfactoModel):
     # ---- rendering -------------------------------------------------------------------------------------------
     def gaussians_at(self, t: float) -> dict[str, Tensor]:
         """Raw Gaussian parameters moved to time ``t`` (canonical when motion is disabled)."""
+        return self.gaussians_at_times([t])[0]
+
+    def gaussians_at_times(self, times: Sequence[float]) -> list[dict[str, Tensor]]:
+        """Raw Gaussian parameters moved to each of ``times`` (one motion evaluation for all; canonical when motion is
+        disabled). One time uses the motion model's scalar call, several its batched one."""
         params = dict(self.gauss_params.items())
-        params.update(self.motion.canonical(params) if self.config.disable_motion else self.motion(params, t))
-        return params
+        if self.config.disable_motion:
+            moved = [self.motion.canonical(params)] * len(times)
+        elif len(times) == 1:
+            moved = [self.motion(params, times[0])]
+        else:
+            moved = self.motion(params, torch.tensor(list(times), dtype=torch.float64))
+        return [{**params, **m} for m in moved]
 
     def get_outputs(self, camera: Cameras) -> dict[str, Union[Tensor, list]]:
-        """Renders one camera (or several sharing one time) at ``camera.times``.
+        """Renders one camera (or, outside training, several) at ``camera.times``: :meth:`render_views` of them.
 
         Returns:
             rgb [H, W, 3], depth [H, W, 1] (eval or when requested), accumulation [H, W, 1], background, and while
-            training the render's ``time`` (a float, for the motion regularisers in :meth:`get_loss_dict`).
+            training the render's ``time`` (a float, for the motion regularisers in :meth:`get_loss_dict`). Several
+            cameras give [C, H, W, ...] images.
         """
         if not isinstance(camera, Cameras):
             return {}
+        if self.training and camera.shape[0] != 1:
+            raise ValueError("training get_outputs renders one camera; use render_views for several views in a step")
+        outputs = self.render_views(camera)
+        for key in ("rgb", "depth", "accumulation"):
+            if outputs[key] is not None and outputs[key].shape[0] == 1:
+                outputs[key] = outputs[key].squeeze(0)
+        del outputs["times"]
+        if not self.training:
+            H, W = self.last_size
+            outputs["background"] = outputs["background"].expand(H, W, 3)
+        return outputs
+
+    def render_views(
+        self, cameras: Cameras, times: Tensor | Sequence[float] | None = None
+    ) -> dict[str, Union[Tensor, list, float]]:
+        """Renders K views in one step: camera k at time ``times[k]``.
+
+        Views that share a time form a group: the motion model is evaluated once per distinct time (one batched
+        call), and each group is one multi-camera ``rasterize()`` call. While training, the groups' metas are merged
+        into one ``self.info`` (:func:`dynsplat_ns.render.meta_merge.merge_metas`) that gsplat's strategy reads as
+        if one call had rendered all K views; for its statistics to equal K single-view steps, the loss must be the
+        mean over the K views. One view (or one time) is exactly the plain single-camera step.
+
+        Args:
+            cameras: K cameras of one image size, e.g. copies of one camera (virtual cameras of a blurred image).
+            times: K times in [0, 1]; None: each camera's ``times`` (0 for cameras without times).
+
+        Returns:
+            rgb [K, H, W, 3], depth [K, H, W, 1] (eval or when requested, else None), accumulation [K, H, W, 1],
+            background [3], ``times`` (K floats) and, while training and when all views share one time, ``time``.
+        """
+        K = int(cameras.shape[0])
+        view_times = self._view_times(cameras, times)
         if self.training:
-            if camera.shape[0] != 1:
-                raise ValueError("training renders one camera at a time")
-            c2w = self.camera_optimizer.apply_to_camera(camera)
+            c2w = torch.cat([self.camera_optimizer.apply_to_camera(cameras[k : k + 1]) for k in range(K)])
         else:
-            c2w = camera.camera_to_worlds
-        t = camera_time(camera.times)
-        g = self.gaussians_at(t)
+            c2w = cameras.camera_to_worlds
+        distinct = list(dict.fromkeys(view_times))
+        groups = [[k for k in range(K) if view_times[k] == t] for t in distinct]
+        states = self.gaussians_at_times(distinct)
 
-        if self.crop_box is not None and not self.training:
-            keep = self.crop_box.within(g["means"]).squeeze()
-            if keep.sum() == 0:
-                width, height = int(camera.width.item()), int(camera.height.item())
-                return self.get_empty_outputs(width, height, self.background_color)
-            g = {k: v[keep] for k, v in g.items()}
-
-        colors = torch.cat((g["features_dc"][:, None, :], g["features_rest"]), dim=1)
         if self.config.sh_degree > 0:
             sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
         else:
-            colors, sh_degree = torch.sigmoid(colors).squeeze(1), None
-
+            sh_degree = None
         d = self._get_downscale_factor()
-        camera.rescale_output_resolution(1 / d)
-        Ks = camera.get_intrinsics_matrices().to(self.device)
-        W, H = int(camera.width.item()), int(camera.height.item())
-        camera.rescale_output_resolution(d)
+        cameras.rescale_output_resolution(1 / d)
+        Ks = cameras.get_intrinsics_matrices().to(self.device)
+        sizes = {(int(w), int(h)) for w, h in zip(cameras.width.reshape(-1), cameras.height.reshape(-1), strict=True)}
+        cameras.rescale_output_resolution(d)
+        if len(sizes) != 1:
+            raise ValueError(f"views rendered together must share one image size, got (width, height) {sorted(sizes)}")
+        ((W, H),) = sizes
         self.last_size = (H, W)
         render_mode = "RGB+ED" if (self.config.output_depth_during_training or not self.training) else "RGB"
+        viewmats = viewmats_from_c2w(c2w.to(self.device))
 
-        render, alpha, self.info = rasterize(
+        renders, alphas, metas = [], [], []
+        for views, g in zip(groups, states, strict=True):
+            render, alpha, meta = self._rasterize_group(g, viewmats[views], Ks[views], W, H, sh_degree, render_mode)
+            renders.append(render)
+            alphas.append(alpha)
+            metas.append(meta)
+        if len(groups) > 1:
+            order = torch.tensor([k for views in groups for k in views]).argsort().to(self.device)
+            render, alpha = torch.cat(renders)[order], torch.cat(alphas)[order]
+        live = [m for m in metas if m is not None]
+        if live:
+            # One call (one time): its own meta, as the plain single-camera step. Several: one meta over the K views
+            # in camera order (an eval crop that emptied some groups leaves the others' metas in group order).
+            if len(metas) == 1:
+                self.info = metas[0]
+            else:
+                self.info = merge_metas(metas, groups) if len(live) == len(metas) else merge_metas(live)
+            if self.training:
+                self.strategy.step_pre_backward(
+                    self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
+                )
+
+        background = self._get_background_color()
+        rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
+        if self.config.use_bilateral_grid and self.training and cameras.metadata and "cam_idx" in cameras.metadata:
+            rgb = torch.cat(
+                [self._apply_bilateral_grid(rgb[k : k + 1], cameras[k : k + 1].metadata["cam_idx"], H, W)
+                 for k in range(K)]
+            )  # fmt: skip
+        depth = None
+        if render_mode == "RGB+ED":
+            depth = render[..., 3:4]
+            depth = torch.where(alpha > 0, depth, depth.detach().amax(dim=(1, 2, 3), keepdim=True))
+        outputs = {"rgb": rgb, "depth": depth, "accumulation": alpha, "background": background, "times": view_times}
+        if self.training and len(distinct) == 1:
+            outputs["time"] = distinct[0]  # for the motion regularisers in get_loss_dict (kept out of eval outputs)
+        return outputs
+
+    def _view_times(self, cameras: Cameras, times: Tensor | Sequence[float] | None) -> list[float]:
+        """One float time in [0, 1] per camera."""
+        K = int(cameras.shape[0])
+        if times is None:
+            if cameras.times is None:
+                return [camera_time(None)] * K
+            return [camera_time(cameras.times[k : k + 1]) for k in range(K)]
+        flat = times.detach().reshape(-1).tolist() if isinstance(times, Tensor) else list(times)
+        if len(flat) != K:
+            raise ValueError(f"render_views: {K} cameras but {len(flat)} times")
+        return [min(max(float(t), 0.0), 1.0) for t in flat]
+
+    def _rasterize_group(
+        self, g: dict[str, Tensor], viewmats: Tensor, Ks: Tensor, W: int, H: int, sh_degree: int | None, mode: str
+    ) -> tuple[Tensor, Tensor, dict | None]:
+        """One ``rasterize()`` call: the Gaussians ``g`` (at one time) seen by C cameras; ``meta`` None when the crop
+        box (eval) leaves no Gaussian, and the render is then empty."""
+        if self.crop_box is not None and not self.training:
+            keep = self.crop_box.within(g["means"]).squeeze()
+            if keep.sum() == 0:
+                C = viewmats.shape[0]
+                render = torch.zeros(C, H, W, 4 if mode == "RGB+ED" else 3, device=self.device)
+                render[..., 3:] = 10.0  # splatfacto's depth of an empty render
+                return render, torch.zeros(C, H, W, 1, device=self.device), None
+            g = {k: v[keep] for k, v in g.items()}
+        colors = torch.cat((g["features_dc"][:, None, :], g["features_rest"]), dim=1)
+        if sh_degree is None:
+            colors = torch.sigmoid(colors).squeeze(1)
+        return rasterize(
             means=g["means"],
             quats=g["quats"],
             scales=torch.exp(g["scales"]),
             opacities=torch.sigmoid(g["opacities"]).squeeze(-1),
             colors=colors,
-            viewmats=viewmats_from_c2w(c2w.to(self.device)),
+            viewmats=viewmats,
             Ks=Ks,
             width=W,
             height=H,
             sh_degree=sh_degree,
-            render_mode=render_mode,
+            render_mode=mode,
             near_plane=0.01,
             far_plane=1e10,
             absgrad=self.strategy.absgrad,
             backend=self.config.rasterizer_backend,
             rasterize_mode=self.config.rasterize_mode,
         )
-        if self.training:
-            self.strategy.step_pre_backward(
-                self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
-            )
-
-        background = self._get_background_color()
-        rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
-        if self.config.use_bilateral_grid and self.training and camera.metadata and "cam_idx" in camera.metadata:
-            rgb = self._apply_bilateral_grid(rgb, camera.metadata["cam_idx"], H, W)
-        depth = None
-        if render_mode == "RGB+ED":
-            depth = render[..., 3:4]
-            depth = torch.where(alpha > 0, depth, depth.detach().max()).squeeze(0)
-        outputs = {"rgb": rgb.squeeze(0), "depth": depth, "accumulation": alpha.squeeze(0), "background": background}
-        if self.training:
-            outputs["time"] = t  # for the motion regularisers in get_loss_dict (not an image: kept out of eval outputs)
-        else:
-            outputs["background"] = background.expand(H, W, 3)
-        return outputs
 
     # ---- losses and metrics ----------------------------------------------------------------------------------
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
@@ -292,8 +379,18 @@ class DynamicSplatModel(SplatfactoModel):
         (``outputs["time"]``, set by :meth:`get_outputs` in training mode)."""
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and not self.config.disable_motion:
-            loss_dict.update(self.motion.regularization(self.gauss_params, float(outputs["time"])))
+            loss_dict.update(self.motion_regularization(outputs["time"] if "time" in outputs else outputs["times"]))
         return loss_dict
+
+    def motion_regularization(self, times: float | Sequence[float]) -> dict[str, Tensor]:
+        """The motion model's regularisers for a step that rendered ``times``: at one time as the model gives them,
+        for several distinct times the mean over them (time-independent terms keep their value). Terms that need the
+        Gaussians at a rendered time reuse the state the render computed (:meth:`MotionModel.state_at`)."""
+        distinct = list(dict.fromkeys(float(t) for t in times)) if isinstance(times, Sequence) else [float(times)]
+        per_time = [self.motion.regularization(self.gauss_params, t) for t in distinct]
+        if len(per_time) == 1:
+            return per_time[0]
+        return {key: sum(losses[key] for losses in per_time) / len(per_time) for key in per_time[0]}
 
     def get_image_metrics_and_images(
         self, outputs: dict[str, Tensor], batch: dict[str, Tensor], region_metrics: bool = False

@@ -7,13 +7,18 @@ A motion model maps the canonical Gaussians to their state at time ``t`` ∈ [0,
 * global ones (bases, planes, MLPs): ordinary sub-modules, exposed through :meth:`MotionModel.param_groups`.
 
 Every model starts as the identity (zero-initialised heads/offsets), so a dynamic model starts equal to the static one.
+
+A model evaluates one time (``forward(gaussians, 0.5)`` → one state dict) or a batch of times (``forward(gaussians,
+ts)`` with ``ts`` a 1-D tensor or a sequence → one state dict per time, sharing per-Gaussian work where the model can,
+see :meth:`MotionModel.deform_batch`). While training, the states of the latest call are kept, so a regulariser at a
+rendered time reuses them (:meth:`MotionModel.state_at`) instead of computing the deformation again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 import torch
 from nerfstudio.configs.base_config import InstantiateConfig
@@ -23,6 +28,22 @@ from dynsplat_ns.schedules import static_warmup_steps
 
 # Keys a motion model may change; anything else in the Gaussian dict is passed through untouched.
 MOVABLE_KEYS = ("means", "scales", "quats", "opacities")
+#: One time (a float or a 0-d tensor) or a batch of times (a 1-D tensor or a sequence of floats), each in [0, 1].
+Times = Union[float, Tensor, Sequence[float]]
+
+
+def is_time_batch(t: Times) -> bool:
+    """Whether ``t`` is a batch of times (a 1-D tensor or a sequence) rather than one time."""
+    if isinstance(t, Tensor):
+        if t.dim() > 1:
+            raise ValueError(f"times must be a scalar or a 1-D tensor, got shape {tuple(t.shape)}")
+        return t.dim() == 1
+    return isinstance(t, Sequence)
+
+
+def time_list(ts: Tensor | Sequence[float]) -> list[float]:
+    """A batch of times as Python floats."""
+    return [float(x) for x in (ts.detach().reshape(-1).tolist() if isinstance(ts, Tensor) else ts)]
 
 
 @dataclass
@@ -69,6 +90,8 @@ class MotionModel(nn.Module):
             aabb = torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]])
         self.register_buffer("aabb", aabb.detach().float().clone())
         self.step = 0
+        # States of the latest training-mode forward: (fingerprint of its inputs, {time: state}); see state_at().
+        self._rendered: tuple[tuple, dict[float, dict[str, Tensor]]] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     def set_step(self, step: int) -> None:
@@ -112,18 +135,33 @@ class MotionModel(nn.Module):
         return {}
 
     # ---- evaluation ------------------------------------------------------------------------------------------
-    def forward(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
-        """Gaussians at time ``t``.
+    def forward(self, gaussians: Mapping[str, Tensor], t: Times) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Gaussians at time ``t``, or at each time of a batch.
 
         Args:
             gaussians: raw parameters (means [N,3], scales [N,3] log, quats [N,4], opacities [N,1] logit, ...) plus
                 this model's per-Gaussian parameters.
-            t: time in [0, 1].
+            t: a time in [0, 1] (float or 0-d tensor), or a batch of B times (1-D tensor [B] or a sequence).
 
         Returns:
-            A dict with the raw ``means``, ``scales``, ``quats``, ``opacities`` at ``t`` (canonical while inactive).
+            For one time, a dict with the raw ``means``, ``scales``, ``quats``, ``opacities`` at ``t`` (canonical while
+            inactive); for a batch, a list of B such dicts in the order of ``t``.
         """
-        return self.deform(gaussians, t) if self.active else self.canonical(gaussians)
+        if is_time_batch(t):
+            ts = time_list(t)
+            if self.active:
+                states = self.deform_batch(gaussians, ts)
+            else:
+                canonical = self.canonical(gaussians)
+                states = [canonical] * len(ts)
+        else:
+            ts = [float(t)]
+            states = [self.deform(gaussians, t) if self.active else self.canonical(gaussians)]
+        if self.training and torch.is_grad_enabled():
+            self._rendered = (self._fingerprint(gaussians), dict(zip(ts, states, strict=True)))
+        else:
+            self._rendered = None
+        return states if is_time_batch(t) else states[0]
 
     def canonical(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """The Gaussians without motion (models with a constrained representation, e.g. isotropic, apply it here)."""
@@ -133,6 +171,38 @@ class MotionModel(nn.Module):
         """The model's motion; subclasses override this (the base class is the identity)."""
         return self.canonical(gaussians)
 
+    def deform_batch(self, gaussians: Mapping[str, Tensor], ts: list[float]) -> list[dict[str, Tensor]]:
+        """The motion at each of ``ts``; equal to ``[deform(gaussians, t) for t in ts]``, which is the default.
+
+        Models override this to share work across times (per-Gaussian parts computed once, one batched network
+        call); the result must match the per-time :meth:`deform` up to floating-point rounding.
+        """
+        return [self.deform(gaussians, t) for t in ts]
+
+    def state_at(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        """The deformed Gaussians at ``t`` for a regulariser: the state the latest training-mode :meth:`forward`
+        computed for the render when it covered ``t`` and neither ``gaussians`` nor this model's parameters have
+        changed since (checked by tensor identity and in-place version), else :meth:`deform` computed afresh."""
+        if self._rendered is not None:
+            fingerprint, states = self._rendered
+            if float(t) in states and self._same_inputs(fingerprint, self._fingerprint(gaussians)):
+                return states[float(t)]
+        return self.deform(gaussians, t)
+
+    def _fingerprint(self, gaussians: Mapping[str, Tensor]) -> tuple:
+        """The inputs of the motion (Gaussians and own parameters) with their in-place versions; holding the tensors
+        keeps their identity unique while the fingerprint lives."""
+        tensors = (*gaussians.values(), *self.parameters())
+        return tensors, tuple(x._version for x in tensors)
+
+    @staticmethod
+    def _same_inputs(a: tuple, b: tuple) -> bool:
+        """Whether two fingerprints name the very same tensors at the same versions."""
+        return a[1] == b[1] and len(a[0]) == len(b[0]) and all(x is y for x, y in zip(a[0], b[0], strict=True))
+
     def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
-        """Weighted regulariser losses for the training step at time ``t`` (empty while inactive)."""
+        """Weighted regulariser losses for the training step at time ``t`` (empty while inactive).
+
+        Terms that need the Gaussians at ``t`` read them with :meth:`state_at`, which reuses the render's state.
+        """
         return {}

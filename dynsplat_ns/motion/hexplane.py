@@ -100,8 +100,11 @@ class HexPlaneField(nn.Module):
 
     def forward(self, xyz: Tensor, t: float) -> Tensor:
         """Samples features at normalised positions ``xyz`` [N, 3] and time ``t``."""
-        n = xyz.shape[0]
-        coords = torch.cat([xyz, xyz.new_full((n, 1), 2.0 * t - 1.0)], dim=-1)  # [N, 4] in [-1, 1]
+        return self.features(space_time_coords(xyz, t))
+
+    def features(self, coords: Tensor) -> Tensor:
+        """Samples features at space-time points ``coords`` [M, 4] (x, y, z, 2t − 1, each in [−1, 1])."""
+        n = coords.shape[0]
         all_planes = [plane for level in self.levels for plane in level]
         if compiled_hexplane_usable(coords, all_planes):  # CPU: one fused loop instead of 6 x levels grid_samples
             return hexplane_features_compiled(coords, all_planes)
@@ -123,6 +126,11 @@ class HexPlaneField(nn.Module):
     def time_planes(self) -> list[Tensor]:
         """Planes with a time axis (xt, yt, zt) of every level."""
         return [p for planes in self.levels for (a, b), p in zip(PLANE_AXES, planes, strict=True) if b == 3]
+
+
+def space_time_coords(xyz: Tensor, t: float) -> Tensor:
+    """Normalised positions [N, 3] and time ``t`` ∈ [0, 1] as HexPlane coordinates [N, 4] in [−1, 1]."""
+    return torch.cat([xyz, xyz.new_full((xyz.shape[0], 1), 2.0 * t - 1.0)], dim=-1)
 
 
 def _head(width: int, out: int) -> nn.Sequential:
@@ -153,17 +161,31 @@ class HexPlaneMotion(MotionModel):
         mlp += list(self.rot_head.parameters())
         return {"hexplane_grid": list(self.field.parameters()), "hexplane_mlp": mlp}
 
-    def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
-        means = gaussians["means"]
+    def _normalised(self, means: Tensor) -> Tensor:
         lo, hi = self.aabb[0], self.aabb[1]
-        xyz = ((means - lo) / (hi - lo)) * 2.0 - 1.0
-        hidden = self.feature_out(self.field(xyz, t))
+        return ((means - lo) / (hi - lo)) * 2.0 - 1.0
+
+    def _decoded(self, gaussians: Mapping[str, Tensor], hidden: Tensor) -> dict[str, Tensor]:
+        """Decoded offsets of one time (``hidden`` [N, width]) added to the canonical Gaussians."""
         return {
-            "means": means + self.pos_head(hidden),
+            "means": gaussians["means"] + self.pos_head(hidden),
             "scales": gaussians["scales"] + self.scale_head(hidden),
             "quats": gaussians["quats"] + self.rot_head(hidden),
             "opacities": gaussians["opacities"],
         }
+
+    def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
+        hidden = self.feature_out(self.field(self._normalised(gaussians["means"]), t))
+        return self._decoded(gaussians, hidden)
+
+    def deform_batch(self, gaussians: Mapping[str, Tensor], ts: list[float]) -> list[dict[str, Tensor]]:
+        """All times in one field lookup and one decoder pass over B · N points (positions normalised once)."""
+        if len(ts) == 1:
+            return [self.deform(gaussians, ts[0])]
+        xyz = self._normalised(gaussians["means"])
+        coords = torch.cat([space_time_coords(xyz, t) for t in ts])  # [B·N, 4]
+        hidden = self.feature_out(self.field.features(coords)).split(xyz.shape[0])
+        return [self._decoded(gaussians, h) for h in hidden]
 
     def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         if not self.active:

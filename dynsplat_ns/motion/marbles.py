@@ -102,6 +102,16 @@ class MarblesMotion(MotionModel):
         out["means"] = gaussians["means"] + self.offsets_at(gaussians["marble_offsets"], t)
         return out
 
+    def deform_batch(self, gaussians: Mapping[str, Tensor], ts: list[float]) -> list[dict[str, Tensor]]:
+        """The isotropic canonical Gaussians built once, shared by every time; one gather of all times' offsets."""
+        if len(ts) == 1:
+            return [self.deform(gaussians, ts[0])]
+        canonical = self.canonical(gaussians)
+        offsets = gaussians["marble_offsets"]
+        i0, i1, w = frame_interpolation(torch.tensor(ts), self.num_frames)  # each [B]
+        moved = torch.lerp(offsets[:, i0], offsets[:, i1], w.to(offsets)[None, :, None])  # [N, B, 3]
+        return [{**canonical, "means": gaussians["means"] + moved[:, b]} for b in range(len(ts))]
+
     def regularization(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         if not self.active:
             return {}
@@ -109,7 +119,7 @@ class MarblesMotion(MotionModel):
         offsets = gaussians["marble_offsets"]
         losses = {"velocity_smoothness": cfg.velocity_weight * finite_difference_smoothness(offsets, dim=1)}
         if cfg.isometry_weight > 0:
-            moved = gaussians["means"] + self.offsets_at(offsets, t)
+            moved = self.state_at(gaussians, t)["means"]  # the render's state when it has one
             iso = knn_isometry(gaussians["means"], moved, cfg.isometry_samples, cfg.isometry_knn)
             losses["isometry"] = cfg.isometry_weight * iso
         return losses

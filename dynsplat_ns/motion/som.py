@@ -123,6 +123,24 @@ class ShapeOfMotion(MotionModel):
 
     def deform(self, gaussians: Mapping[str, Tensor], t: float) -> dict[str, Tensor]:
         rot, transl = self.transforms_at(gaussians["motion_coefs"], t)
+        return self._moved(gaussians, rot, transl)
+
+    def deform_batch(self, gaussians: Mapping[str, Tensor], ts: list[float]) -> list[dict[str, Tensor]]:
+        """Blend weights (softmax over the coefficients) computed once; all times' bases blended in one product."""
+        if len(ts) == 1:
+            return [self.deform(gaussians, ts[0])]
+        i0, i1, w = frame_interpolation(torch.tensor(ts), self.num_frames)  # each [B]
+        w = w.to(self.rots.device)[:, None, None]
+        rots = torch.lerp(self.rots[:, i0].transpose(0, 1), self.rots[:, i1].transpose(0, 1), w)  # [B, K, 6]
+        transls = torch.lerp(self.transls[:, i0].transpose(0, 1), self.transls[:, i1].transpose(0, 1), w)  # [B, K, 3]
+        weights = torch.softmax(gaussians["motion_coefs"], dim=-1)  # [N, K]
+        rot = rot6d_to_matrix(weights @ rots)  # [B, N, 3, 3]
+        transl = weights @ transls  # [B, N, 3]
+        return [self._moved(gaussians, r, x) for r, x in zip(rot, transl, strict=True)]
+
+    @staticmethod
+    def _moved(gaussians: Mapping[str, Tensor], rot: Tensor, transl: Tensor) -> dict[str, Tensor]:
+        """The Gaussians under per-Gaussian rotations [N, 3, 3] and translations [N, 3]."""
         means = (rot @ gaussians["means"][..., None]).squeeze(-1) + transl
         quats = quat_multiply(matrix_to_quat(rot), gaussians["quats"])
         return {"means": means, "scales": gaussians["scales"], "quats": quats, "opacities": gaussians["opacities"]}
@@ -136,7 +154,7 @@ class ShapeOfMotion(MotionModel):
             * (finite_difference_smoothness(self.rots) + finite_difference_smoothness(self.transls))
         }
         if cfg.rigidity_weight > 0:
-            moved = self.deform(gaussians, t)["means"]
+            moved = self.state_at(gaussians, t)["means"]  # the render's state when it has one
             iso = knn_isometry(gaussians["means"], moved, cfg.rigidity_samples, cfg.rigidity_knn)
             losses["rigidity"] = cfg.rigidity_weight * iso
         return losses
