@@ -9,7 +9,7 @@ import sys
 LAYOUTS = {
     "dnerf": "D-NeRF (transforms_{train,val,test}.json, RGBA frames, times)",
     "llff": "LLFF (poses_bounds.npy, images/, images_k/, sparse/0)",
-    "d2rf": "D2RF (left bokeh/sharp views, right sharp views, motion masks, disparity, COLMAP)",
+    "d2rf": "D2RF (left bokeh/sharp views, right sharp views, masks, disparity, COLMAP; --blur KINDS)",
     "eyeful": "EyefulTower (cameras.json, splits.json, images-jpeg-*/)",
     "ring360": "static 360° ring around objects on a checker floor (EyefulTower; --forward-facing: LLFF)",
 }

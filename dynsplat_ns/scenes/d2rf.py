@@ -17,25 +17,58 @@ Layout (as the D2RF release ships it; ``{id:06d}_{left|right}`` view names)::
 A stereo rig (baseline ``baseline`` along the camera x axis) sweeps sideways in front of the moving spheres; time
 step ``k`` shows time ``k / (T - 1)``.
 
+Blurry captures (``blur``; ``--blur``): ``none`` (default) writes the cheap focus-on-the-nearest-surface bokeh above.
+``shake``, ``motion`` and ``defocus`` (or a combination, ``shake,motion``) replace the LEFT (training) views of
+``images_bokeh/`` and ``images_2/`` by a blurred render (:mod:`dynsplat_ns.scenes.blur`): ``shake`` averages
+sub-exposures along a short random camera path, ``motion`` averages sub-times over an exposure window (moving spheres
+smear, the static slab stays sharp), ``defocus`` blurs by depth around a per-view focus distance. Everything else is
+written exactly as with ``none`` (the right views, ``images/`` = sharp renders at the nominal pose and frame time, the
+masks and disparity of the sharp render, the poses), so ``dynsplat-d2rf`` parses it identically. The ground-truth
+blur parameters of each left view go to ``blur_gt.json`` (not read by the dataparser)::
+
+    {"blur": ["shake", ...], "settings": {...}, "width": W, "height": H, "focal": f,
+     "views": {"000000_left": {"time": t, "exposure_window": [t0, t1],          # motion ([t, t] without it)
+                               "shake": {"start_rotvec_deg": [3], "end_rotvec_deg": [3],   # camera axes (OpenGL)
+                                         "start_translation": [3], "end_translation": [3],
+                                         "start_c2w": [4x4], "end_c2w": [4x4], ...},
+                               "focus_distance": z, "aperture": a, "aperture_world": a / f}, ...}}   # defocus
+
+Sub-exposure pose = nominal c2w @ [R(rotvec) | translation], both linear from start to end.
+
 Usage::
 
     dynsplat-make-scene d2rf OUT_DIR --width 64 --height 32 --n-times 6
+    dynsplat-make-scene d2rf OUT_DIR --blur shake,motion --sub-exposures 9
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .blur import (
+    BLUR_KINDS,
+    BlurSettings,
+    depth_from_distance,
+    offset_pose,
+    parse_blur,
+    random_shake,
+    render_exposure,
+)
 from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_database, write_model
 from .llff import check_out_dir, poses_bounds_rows, render_opaque, shrink
-from .synthetic import Scene, default_scene, depth_bounds, look_at, surface_points
+from .synthetic import Scene, default_scene, depth_bounds, look_at, surface_points, to_uint8
 
 OWNED = ["images", "images_bokeh", "images_2", "background_mask", "motion_masks", "dpt", "flow_i1", "sparse"]
+#: Sidecar with the ground-truth blur of each left view (written only when ``blur`` is not ``none``).
+BLUR_GT = "blur_gt.json"
 
 
 def rig_poses(n_times: int, baseline: float = 0.3, distance: float = 4.0) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -69,6 +102,8 @@ def make_d2rf_scene(
     num_points: int = 400,
     overwrite: bool = False,
     scene: Scene | None = None,
+    blur: str | Sequence[str] | None = "none",
+    blur_settings: BlurSettings | None = None,
 ) -> Path:
     """Render the synthetic scene as a D2RF capture.
 
@@ -78,23 +113,32 @@ def make_d2rf_scene(
         height: Full-resolution height (even).
         n_times: Time steps (each gives a left and a right view).
         baseline: Stereo baseline in world units.
-        seed: Seed for the point cloud.
+        seed: Seed for the point cloud and (a separate stream) the blur draws.
         supersample: ``k×k`` samples per pixel.
         num_points: Points in ``points3D.bin``.
         overwrite: Allow a non-empty folder (replaces what this tool writes).
         scene: Scene to render (default: the moving :func:`synthetic.default_scene`).
+        blur: ``"none"`` (the cheap bokeh everywhere) or blur kinds for the left views: ``"shake"``, ``"motion"``,
+            ``"defocus"``, combined as ``"shake,motion"`` or a list (see the module docstring).
+        blur_settings: Blur magnitudes (default :class:`blur.BlurSettings`).
 
     Returns:
         The output folder.
     """
     out_dir = Path(out_dir)
-    check_out_dir(out_dir, overwrite, OWNED + ["poses_bounds.npy", "database.db"])
+    kinds = parse_blur(blur)
+    settings = BlurSettings() if blur_settings is None else blur_settings
+    if settings.sub_exposures < 1:
+        raise ValueError(f"sub_exposures={settings.sub_exposures}: must be >= 1")
+    check_out_dir(out_dir, overwrite, OWNED + ["poses_bounds.npy", "database.db", BLUR_GT])
     scene = default_scene(motion=True) if scene is None else scene
     for name in OWNED[:-1]:
         (out_dir / name).mkdir(parents=True, exist_ok=True)
     focal = 0.9 * width
     half = (width // 2, height // 2)
     names, c2ws, bounds = [], [], []
+    rng = np.random.default_rng([seed, 0xB1])  # blur draws: their own stream (the point cloud keeps ``seed``)
+    blur_gt = {}
     for k, pair in enumerate(rig_poses(n_times, baseline)):
         t = k / (n_times - 1) if n_times > 1 else 0.0
         for side, c2w in zip(("left", "right"), pair, strict=True):
@@ -102,8 +146,15 @@ def make_d2rf_scene(
             out = render_opaque(scene, c2w, t, width, height, focal, supersample)
             sharp = Image.fromarray(out["rgb"])
             sharp.save(out_dir / "images" / f"{name}.jpg", quality=95)
-            focus = float(np.nanmin(out["distance"]))  # focus on the nearest surface
-            bokeh = Image.fromarray(defocus(out["rgb"], out["distance"], focus))
+            if kinds and side == "left":
+                blurred, blur_gt[name] = blur_left_view(
+                    scene, c2w, t, out, (width, height, focal, supersample), kinds, settings, rng,
+                    frame_interval=1.0 / (n_times - 1) if n_times > 1 else 0.0,
+                )  # fmt: skip
+                bokeh = Image.fromarray(blurred)
+            else:
+                focus = float(np.nanmin(out["distance"]))  # focus on the nearest surface
+                bokeh = Image.fromarray(defocus(out["rgb"], out["distance"], focus))
             bokeh.save(out_dir / "images_bokeh" / f"{name}.jpg", quality=95)
             shrink(bokeh, 2).save(out_dir / "images_2" / f"{name}.jpg", quality=95)
             moving = out["moving"] > 0.5
@@ -130,7 +181,74 @@ def make_d2rf_scene(
     xyz, rgb = surface_points(scene, num_points, t=0.0, seed=seed)
     write_model(out_dir / "sparse" / "0", camera, images, xyz, rgb)
     write_database(out_dir / "database.db", camera, images)
+    if kinds:
+        sidecar = {"blur": list(kinds), "settings": asdict(settings), "width": width, "height": height,
+                   "focal": focal, "views": blur_gt}  # fmt: skip
+        (out_dir / BLUR_GT).write_text(json.dumps(sidecar, indent=1) + "\n")
     return out_dir
+
+
+def blur_left_view(
+    scene: Scene,
+    c2w: np.ndarray,
+    t: float,
+    sharp: dict,
+    camera: tuple[int, int, float, int],
+    kinds: Sequence[str],
+    settings: BlurSettings,
+    rng: np.random.Generator,
+    frame_interval: float,
+) -> tuple[np.ndarray, dict]:
+    """Blurred render of one left view and its ``blur_gt.json`` entry.
+
+    Args:
+        scene: The scene.
+        c2w: Nominal OpenGL camera-to-world.
+        t: Frame time.
+        sharp: ``render_opaque`` output at the nominal pose and time (its depth picks the focus distance).
+        camera: ``(width, height, focal, supersample)``.
+        kinds: Active blur kinds.
+        settings: Blur magnitudes.
+        rng: Generator for the shake path and the focus distance.
+        frame_interval: Time between frames (scales the ``motion`` exposure window).
+
+    Returns:
+        ``(uint8 [H, W, 3], ground truth dict)``.
+    """
+    width, height, focal, supersample = camera
+    half = 0.5 * settings.exposure * frame_interval if "motion" in kinds else 0.0
+    entry: dict = {"time": t, "exposure_window": [t - half, t + half]}
+    shake = focus = None
+    if "shake" in kinds:
+        shake = random_shake(rng, focal, float(np.linalg.norm(c2w[:3, 3])), settings)
+        entry["shake"] = {
+            "start_rotvec_deg": np.degrees(shake["start_rotvec"]).tolist(),
+            "end_rotvec_deg": np.degrees(shake["end_rotvec"]).tolist(),
+            "start_translation": shake["start_translation"].tolist(),
+            "end_translation": shake["end_translation"].tolist(),
+            "rotation_deg": float(np.degrees(np.linalg.norm(shake["end_rotvec"] - shake["start_rotvec"]))),
+            "translation": float(np.linalg.norm(shake["end_translation"] - shake["start_translation"])),
+            "start_c2w": offset_c2w(c2w, shake, "start"),
+            "end_c2w": offset_c2w(c2w, shake, "end"),
+        }
+    if "defocus" in kinds:
+        depth = depth_from_distance(sharp["distance"], focal)
+        depth = depth[np.isfinite(depth)]
+        near, far = np.percentile(depth, [10, 90]) if depth.size else (1.0, 1.0)
+        focus = float(1.0 / rng.uniform(1.0 / far, 1.0 / near))  # uniform in disparity over the visible depths
+        entry.update(focus_distance=focus, aperture=settings.aperture, aperture_world=settings.aperture / focal)
+
+    def render(pose: np.ndarray, time: float) -> dict:
+        return render_opaque(scene, pose, time, width, height, focal, supersample)
+
+    window = tuple(entry["exposure_window"])
+    rgb = render_exposure(render, c2w, t, focal, kinds, settings, shake=shake, window=window, focus=focus)
+    return to_uint8(rgb), entry
+
+
+def offset_c2w(c2w: np.ndarray, shake: dict[str, np.ndarray], end: str) -> list[list[float]]:
+    """The shaken camera-to-world at the exposure ``start`` or ``end``, as nested lists."""
+    return offset_pose(c2w, shake[f"{end}_rotvec"], shake[f"{end}_translation"]).tolist()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,19 +259,54 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=32, help="full-resolution height, even (default 32)")
     parser.add_argument("--n-times", type=int, default=6, help="time steps, 2 views each (default 6)")
     parser.add_argument("--baseline", type=float, default=0.3, help="stereo baseline (default 0.3)")
-    parser.add_argument("--seed", type=int, default=0, help="point cloud seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the point cloud and the blur draws (default 0)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k samples per pixel (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    defaults = BlurSettings()
+    blur = parser.add_argument_group(
+        "blur", "blur the left (training) views of images_bokeh/ and images_2/; right views stay as with 'none'; "
+        "ground truth in blur_gt.json"
+    )  # fmt: skip
+    blur.add_argument("--blur", default="none", metavar="KINDS",
+                      help=f"none (default: cheap bokeh on every view) or a comma-separated mix of "
+                           f"{', '.join(BLUR_KINDS)}: camera shake along a short path, object motion over an "
+                           f"exposure window, depth-dependent defocus (e.g. shake,motion)")  # fmt: skip
+    blur.add_argument("--sub-exposures", type=int, default=defaults.sub_exposures,
+                      help=f"renders averaged per shake/motion view (default {defaults.sub_exposures})")  # fmt: skip
+    blur.add_argument("--shake-rotation-px", type=float, default=defaults.shake_rotation_px,
+                      help="shake rotation (start to end) as its image shift at the centre, in pixels "
+                           f"(default {defaults.shake_rotation_px})")  # fmt: skip
+    blur.add_argument("--shake-translation-px", type=float, default=defaults.shake_translation_px,
+                      help="shake translation (start to end) as its parallax at the scene centre, in pixels "
+                           f"(default {defaults.shake_translation_px})")  # fmt: skip
+    blur.add_argument("--exposure", type=float, default=defaults.exposure,
+                      help="motion exposure window as a fraction of the frame interval, centred on the frame "
+                           f"time (default {defaults.exposure})")  # fmt: skip
+    blur.add_argument("--aperture", type=float, default=defaults.aperture,
+                      help="defocus radius = aperture * |1/z - 1/focus| pixels, focus drawn per view "
+                           f"(default {defaults.aperture})")  # fmt: skip
     args = parser.parse_args(argv)
     if args.width < 2 or args.height < 2 or args.width % 2 or args.height % 2 or args.n_times < 1:
         parser.error("--width/--height must be even and >= 2, --n-times >= 1")
+    if args.sub_exposures < 1:
+        parser.error("--sub-exposures must be >= 1")
+    try:
+        kinds = parse_blur(args.blur)
+    except ValueError as err:
+        parser.error(str(err))
+    settings = BlurSettings(
+        sub_exposures=args.sub_exposures, shake_rotation_px=args.shake_rotation_px,
+        shake_translation_px=args.shake_translation_px, exposure=args.exposure, aperture=args.aperture,
+    )  # fmt: skip
     try:
         out = make_d2rf_scene(args.out_dir, args.width, args.height, args.n_times, args.baseline, args.seed,
-                              args.supersample, overwrite=args.overwrite)  # fmt: skip
+                              args.supersample, overwrite=args.overwrite, blur=kinds or "none",
+                              blur_settings=settings)  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote D2RF scene to {out} ({args.n_times} time steps x 2 views, {args.width}x{args.height})")
+    what = f", blur: {','.join(kinds)}" if kinds else ""
+    print(f"wrote D2RF scene to {out} ({args.n_times} time steps x 2 views, {args.width}x{args.height}{what})")
     return 0
 
 
