@@ -4,8 +4,9 @@ Values that depend on other flags are derived here, from the final (parsed or lo
 created, never copied into the method config at import time:
 
 * the optimizer groups of the motion model come from its config (``--pipeline.model.motion.grid-lr`` ...,
-  :meth:`MotionModelConfig.optimizer_configs`): they are the only source of those groups, so ``--optimizers`` has no
-  entries for them (a config that has one anyway is rejected, naming the flags to use);
+  :meth:`MotionModelConfig.optimizer_configs`), and those of a model's own global parameters from the model config's
+  optional ``extra_optimizer_configs(max_steps)`` (e.g. the deblur trajectories): they are the only source of those
+  groups, so ``--optimizers`` has no entries for them (a config that has one anyway is rejected, naming the flags);
 * "auto" (None) step values follow ``--max-num-iterations`` (:mod:`dynsplat_ns.schedules`): the densification stop,
   the static warm-up of the motion model and the horizon of learning-rate decays; explicit values are kept.
 
@@ -52,7 +53,7 @@ class ResolvedSchedules:
     decay_groups: tuple[str, ...]
     """Optimizer groups whose learning-rate decay horizon was "auto"."""
     motion_groups: dict[str, dict[str, Any]]
-    """Optimizer groups built from the motion model's config."""
+    """Optimizer groups built from the motion model's config and the model config's ``extra_optimizer_configs``."""
 
 
 def resolve_run_schedules(config: TrainerConfig) -> tuple[TrainerConfig, ResolvedSchedules]:
@@ -89,11 +90,23 @@ def resolve_run_schedules(config: TrainerConfig) -> tuple[TrainerConfig, Resolve
             f"from the motion model's flags ({', '.join('--pipeline.model.motion.' + f for f in flags) or 'none'}); "
             "remove the entries and set the rates with those flags"
         )
+    # Groups of the model's own global parameters (e.g. deblur trajectories), from its config's optional hook.
+    hook = getattr(model, "extra_optimizer_configs", None)
+    model_groups = fit_optimizer_groups(hook(steps), steps) if callable(hook) else {}
+    clash = sorted(name for name, group in model_groups.items() if config.optimizers.get(name, group) != group)
+    if clash:
+        flags = [f.name.replace("_", "-") for f in dataclasses.fields(model) if f.name.endswith("_lr")]
+        raise DynsplatConfigError(
+            f"the config's optimizers has entries for the model parameter groups {clash}, but those groups are built "
+            f"from the model's flags ({', '.join('--pipeline.model.' + f for f in flags) or 'none'}); "
+            "remove the entries and set the rates with those flags"
+        )
     decay_groups = tuple(
         name
         for name, group in config.optimizers.items()
         if group.get("scheduler") is not None and getattr(group["scheduler"], "max_steps", 0) is None
     )
+    motion_groups = {**motion_groups, **model_groups}
     optimizers = {**fit_optimizer_groups(config.optimizers, steps), **motion_groups}
     pipeline = config.pipeline
     if model_changes:

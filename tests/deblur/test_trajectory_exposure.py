@@ -1,0 +1,60 @@
+"""Units of the blur model: exposure trajectories (linear and cubic spline) and bounded exposure times."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dynsplat_ns.deblur.exposure import ExposureTimes
+from dynsplat_ns.deblur.trajectory import ExposureTrajectory, interpolation_weights, sample_positions
+
+
+def _pose() -> torch.Tensor:
+    rot = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))[0]
+    return torch.cat([rot, torch.tensor([[0.3], [-1.2], [2.0]])], dim=1)
+
+
+@pytest.mark.parametrize("kind", ["linear", "spline"])
+def test_zero_trajectory_is_exactly_the_pose(kind):
+    traj = ExposureTrajectory(4, kind)
+    c2w = _pose()
+    poses = traj.virtual_c2w(c2w[None], 2, 7)
+    assert poses.shape == (7, 3, 4)
+    assert torch.equal(poses, c2w.expand(7, 3, 4))
+
+
+@pytest.mark.parametrize("kind", ["linear", "spline"])
+def test_weights_form_a_partition_of_unity(kind):
+    w = interpolation_weights(kind, sample_positions(9))
+    assert (w >= 0).all()
+    torch.testing.assert_close(w.sum(dim=-1), torch.ones(9))
+
+
+def test_linear_trajectory_runs_from_start_to_end_in_the_camera_frame():
+    traj = ExposureTrajectory(3, "linear")
+    with torch.no_grad():
+        traj.knots[1, 0] = torch.tensor([-0.1, 0.0, 0.0, 0.0, 0.0, 0.0])  # start: 0.1 to the camera's left
+        traj.knots[1, 1] = torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])  # end: 0.1 to its right
+    c2w = _pose()
+    poses = traj.virtual_c2w(c2w, 1, 3)
+    x_axis = c2w[:, 0]
+    for pose, s in zip(poses, (-0.1, 0.0, 0.1), strict=True):
+        torch.testing.assert_close(pose[:, 3], c2w[:, 3] + s * x_axis)
+        torch.testing.assert_close(pose[:, :3], c2w[:, :3])
+    start, end = traj.endpoints(1)
+    torch.testing.assert_close(start, traj.knots[1, 0].detach())
+    torch.testing.assert_close(end, traj.knots[1, 1].detach())
+
+
+def test_exposure_fraction_is_bounded_and_sub_times_centre_on_the_frame():
+    exposure = ExposureTimes(11, (0.1, 0.9))
+    with torch.no_grad():
+        exposure.logits.copy_(torch.linspace(-50.0, 50.0, 11))
+    fractions = exposure.fraction()
+    assert fractions.min() >= 0.1 - 1e-6 and fractions.max() <= 0.9 + 1e-6  # float32 rounding
+    with torch.no_grad():
+        exposure.logits.zero_()
+    taus = exposure.sub_times(0.5, sample_positions(5))  # frame 5; exposure 0.5 of the interval 0.1
+    torch.testing.assert_close(taus, torch.tensor([0.475, 0.4875, 0.5, 0.5125, 0.525]))
+    assert exposure.sub_times(0.0, sample_positions(3)).min() == 0.0  # clamped at the sequence's start
+    assert torch.equal(ExposureTimes(1).sub_times(0.3, sample_positions(3)), torch.full((3,), 0.3))
