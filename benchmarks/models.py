@@ -126,10 +126,12 @@ def run_one(name: str, scene: Path, steps: int, overrides: list[str], diagnose: 
     # As `ns-train METHOD --max-num-iterations STEPS` runs it: "auto" schedules resolved, motion groups added.
     config, _ = resolve_run_schedules(config)
     cfg, optimizers = config.pipeline.model, config.optimizers
-    parser = DNeRFDataParserConfig(data=scene).setup()
+    # The datamanager ns-train builds: it replaces the parser's random seed points by stereo estimates.
+    datamanager = dataclasses.replace(config.pipeline.datamanager, dataparser=DNeRFDataParserConfig(data=scene))
+    manager = datamanager.setup(device="cpu")
     splits = {}
     for split in ("train", "test"):
-        out = parser.get_dataparser_outputs(split)
+        out = manager.train_dataparser_outputs if split == "train" else manager.dataparser.get_dataparser_outputs(split)
         ds = InputDataset(out)
         splits[split] = (out, [ds.get_image_float32(i)[..., :3] for i in range(len(ds))])
     train_out, train_imgs = splits["train"]

@@ -28,7 +28,7 @@ from nerfstudio.data.scene_box import SceneBox
 
 from .errors import DataParserError
 from .images import check_image_sizes, downscale_images, image_size
-from .points import box_or_ply_seed_points, transform_points
+from .points import box_or_ply_seed_points, seed_ply_path, transform_points
 from .scene import SceneFrames, fit_box, frustum_corners, frustum_seed_points, homogeneous, robust_points, to_opengl
 from .subsets import resolve_splits, split_indices_file
 from .times import count_frames, normalize_times
@@ -208,6 +208,14 @@ def scene_box_and_points(
     return box, points
 
 
+def seeds_are_random(cfg: Any, scene: SceneFrames) -> bool:
+    """Whether :func:`scene_box_and_points` draws the seed points at random (no SfM points used, no PLY file): the
+    datamanager may then estimate better ones from the training images."""
+    spec = str(cfg.seed_points).strip().lower()
+    uses_sfm = spec in ("auto", "sfm") and scene.points is not None and len(scene.points[0]) > 0
+    return not uses_sfm and seed_ply_path(cfg.seed_points, Path(cfg.data)) is None
+
+
 def common_metadata(
     points: tuple[torch.Tensor, torch.Tensor],
     train_times: np.ndarray | None,
@@ -278,6 +286,7 @@ def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.T
     )  # fmt: skip
     box, points = scene_box_and_points(cfg, scene, c2w, transform, scale, splits["train"])
     metadata = common_metadata(points, train_times, alpha_color)
+    metadata["seed_points_random"] = seeds_are_random(cfg, scene)
     metadata.update(scene.metadata)
     metadata.update({key: [values[i] for i in indices] for key, values in scene.per_frame_metadata.items()})
     metadata["split"] = split

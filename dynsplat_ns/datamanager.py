@@ -10,6 +10,7 @@ datamanager is set up, so a broken file stops the run before the first step rath
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,6 +71,10 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
 
     _target: type = field(default_factory=lambda: DynsplatDatamanager)
     """Datamanager class to instantiate."""
+    stereo_seeds: int = 10_000
+    """When the dataparser's seed points are random (no SfM points or PLY), replace them at the start of training by
+    up to this many points estimated from the training images by plane-sweep stereo (dynsplat_ns/seeding.py); 0 keeps
+    the random points."""
 
 
 class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
@@ -83,6 +88,34 @@ class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
         super().__init__(config, device=device, test_mode=test_mode, **kwargs)
         if test_mode == "val":
             _ = self.cached_train, self.cached_eval
+            self._seed_from_images()
+
+    def _seed_from_images(self) -> None:
+        """Replaces random seed points by stereo estimates from the cached training images (see ``stereo_seeds``)."""
+        metadata = self.train_dataparser_outputs.metadata
+        if self.config.stereo_seeds <= 0 or not metadata.get("seed_points_random"):
+            return
+        from nerfstudio.utils.rich_utils import CONSOLE
+
+        from dynsplat_ns.seeding import stereo_seed_points
+
+        start = time.perf_counter()
+        seeds = stereo_seed_points(
+            self.train_dataset.cameras,
+            [item["image"] for item in self.cached_train],
+            self.train_dataset.scene_box.aabb,
+            self.config.stereo_seeds,
+            background=metadata.get("background_color"),
+        )
+        if seeds is None:
+            CONSOLE.print("Seed points: stereo found no consistent depths; keeping the dataparser's random points")
+            return
+        metadata["points3D_xyz"], metadata["points3D_rgb"] = seeds
+        metadata["seed_points_random"] = False
+        CONSOLE.print(
+            f"Seed points: {seeds[0].shape[0]} from plane-sweep stereo over {len(self.cached_train)} training images "
+            f"({time.perf_counter() - start:.1f} s; --pipeline.datamanager.stereo-seeds 0 keeps the random points)"
+        )
 
     def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
         if cache_images_device == "cpu" and not torch.cuda.is_available():
