@@ -60,6 +60,7 @@ LATER: dict[str, str] = {
     "--machine.machine-rank": "ns-train's launch(), before the trainer is built",
     "--machine.dist-url": "ns-train's launch(), before the trainer is built",
     "--viewer.*": "nerfstudio's viewer, started by Trainer.setup() only with --vis viewer (not here; tests/viewer/)",
+    "--pipeline.datamanager.stereo-seeds": "DynsplatDatamanager's seed points at setup (tests/test_seeding.py)",
     "--pipeline.datamanager.*": "nerfstudio's FullImageDatamanager options (caching, sampling), read by nerfstudio's "
     "own datamanager code, which DynsplatDatamanager inherits unchanged (it only names undecodable images)",
     "--pipeline.model.sh-degree-interval": "read from the model's config at every render (sh degree schedule)",
@@ -204,7 +205,7 @@ def _motion_loss_keys(b: Built) -> set[str]:
     model.train()
     model.motion.set_step(10**6)
     loss_dict = model.get_loss_dict(model.get_outputs(camera.to(model.device)), batch)
-    return set(loss_dict) - {"main_loss", "scale_reg", "camera_opt_regularizer", "tv_loss"}
+    return set(loss_dict) - {"main_loss", "scale_reg", "opacity_reg", "camera_opt_regularizer", "tv_loss"}
 
 
 def _initial_lr(b: Built, group: str) -> float:
@@ -248,6 +249,9 @@ GROUPS = ("means", "features-dc", "features-rest", "opacities", "scales", "quats
 
 MODEL_CHECKS = [
     Check("--pipeline.model.background-color", ["black"], lambda b: b.model.background_color.tolist(), [0, 0, 0]),
+    Check("--pipeline.model.near-camera-prune", ["0.5"], attr("pipeline.model.config.near_camera_prune"), 0.5),
+    Check("--pipeline.model.opacity-reg", ["0.5"], lambda b: float(b.loss_dict["opacity_reg"]) / float(
+        torch.sigmoid(b.initial["opacities"]).mean()), 0.5),
     Check("--pipeline.model.camera-optimizer.mode", ["SO3xR3"],
           lambda b: (b.model.camera_optimizer.pose_adjustment.shape[1], b.group("camera_opt")["lr"] >= 0), (6, True)),
     Check("--pipeline.model.camera-optimizer.rot-l2-penalty", ["0.5"],
@@ -379,6 +383,10 @@ SECOND_BUILD = [
     Check("--use-grad-scaler", ["True"], attr("use_grad_scaler"), True),
     Check("--pipeline.model.disable-motion", ["True"], _motion_loss_keys, set()),
     Check("--max-num-iterations", ["400"], attr("config.max_num_iterations"), 400),
+    # the D-NeRF fixture has alpha (white background): the environment map is an explicit choice there
+    Check("--pipeline.model.background-color", ["environment"],
+          lambda b: (b.model.environment is not None, b.train_outputs()["background"].shape), (True, (32, 32, 3))),
+    Check("--pipeline.model.environment-lr", ["0.03"], lambda b: b.group("environment")["lr"], 0.03),
 ]  # fmt: skip
 
 

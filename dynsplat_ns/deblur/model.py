@@ -92,6 +92,7 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
         they are the only source of these groups.
         """
         return {
+            **super().extra_optimizer_configs(max_steps),
             TRAJECTORY_GROUP: {
                 "optimizer": AdamOptimizerConfig(lr=self.trajectory_lr, eps=1e-15),
                 "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.trajectory_lr * 0.01, max_steps=max_steps),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Any, Literal, Union
 
 import torch
 from gsplat.strategy import DefaultStrategy
 from gsplat.strategy.ops import remove
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.engine.optimizers import Optimizers
+from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
 from nerfstudio.models.splatfacto import SplatfactoModel, SplatfactoModelConfig
 from nerfstudio.utils.colors import get_color
 from pytorch_msssim import SSIM
@@ -23,6 +23,7 @@ from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
 from dynsplat_ns.models.checkpoint_state import FrameAxes, ResumeInfo, RowMap, adapt_state
+from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
@@ -33,6 +34,8 @@ from dynsplat_ns.time import camera_time
 
 # Canonical per-Gaussian parameters owned by the model; motion models add theirs to the same dict.
 BASE_GAUSSIAN_KEYS = ("means", "scales", "quats", "features_dc", "features_rest", "opacities")
+#: Optimizer group of the environment map (the learned background of data without alpha).
+ENVIRONMENT_GROUP = "environment"
 # Viser's default background, used for renders when training used random backgrounds (as splatfacto does).
 VIEWER_BACKGROUND = (0.1490, 0.1647, 0.2157)
 
@@ -50,8 +53,19 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     rasterizer_backend: Literal["auto", "torch", "gsplat", "cpp"] = "auto"
     """'auto': gsplat's CUDA kernels for CUDA tensors; on CPU the compiled C++ kernels ('cpp', built on first use and
     cached per user) when a compiler is available, else the pure-torch rasterizer ('torch')."""
-    background_color: Literal["auto", "random", "black", "white"] = "auto"  # type: ignore[assignment]
-    """Background: 'auto' uses the dataparser's alpha colour (e.g. white for D-NeRF), else random while training."""
+    background_color: Literal["auto", "environment", "random", "black", "white"] = "auto"  # type: ignore[assignment]
+    """Background: 'auto' uses the dataparser's alpha colour (e.g. white for D-NeRF), else 'environment': a learned
+    colour per viewing direction (the sky; see dynsplat_ns/models/environment.py). 'random': a random colour per
+    training step (splatfacto's default), a fixed grey-blue when rendering."""
+    environment_lr: float = 0.01
+    """Learning rate of the environment map (background_color 'environment')."""
+    opacity_reg: float = 0.01
+    """Weight of an L1 penalty on the Gaussians' opacities (mean over Gaussians, as 3DGS-MCMC): Gaussians that no
+    training view needs fade out and are pruned."""
+    near_camera_prune: float = 1.0
+    """At every densification step, remove Gaussians closer to a training camera than this multiple of that
+    camera's distance to its nearest other training camera (0: off). Between neighbouring cameras, out of their
+    views, only far-away cameras see a Gaussian, against the sky: a floater right in front of any view in between."""
     num_downscales: int = 0
     """At the start, train at 1/2^d resolution (doubling every resolution_schedule steps); 0 trains at full size."""
     max_gaussians: int = 0
@@ -75,6 +89,13 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Not applicable: Gaussian models render whole images."""
     prompt: Suppress[str | None] = None
     """Not supported (a text prompt, set by ns-train's --prompt); a value is rejected at startup."""
+
+    def extra_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """Optimizer groups of the model's own global parameters, built from this config when a run starts (see
+        :func:`dynsplat_ns.trainer.resolve_run_schedules`): the environment map (used when the background is one)."""
+        del max_steps  # constant rate
+        optimizer = AdamOptimizerConfig(lr=self.environment_lr, eps=1e-15)
+        return {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}
 
 
 class DynamicSplatModel(SplatfactoModel):
@@ -112,6 +133,7 @@ class DynamicSplatModel(SplatfactoModel):
         self.step = 0
         self.crop_box = None
         self.background_color = self._default_background(metadata)
+        self.environment = EnvironmentMap() if self._uses_environment(metadata) else None
         if self.config.use_bilateral_grid:
             from nerfstudio.model_components.lib_bilagrid import BilateralGrid
 
@@ -158,17 +180,19 @@ class DynamicSplatModel(SplatfactoModel):
         pts = torch.rand(self.config.num_random, 3, generator=gen) * (aabb[1] - aabb[0]) + aabb[0]
         return pts, None
 
+    def _uses_environment(self, metadata: dict) -> bool:
+        """Whether the background is the learned environment map."""
+        cfg = self.config.background_color
+        return cfg == "environment" or (cfg == "auto" and metadata.get("background_color") is None)
+
     def _default_background(self, metadata: dict) -> Tensor:
-        if self.config.background_color in ("auto", "random"):
+        if self.config.background_color in ("auto", "random", "environment"):
             bg = metadata.get("background_color") if self.config.background_color == "auto" else None
             return torch.as_tensor(bg if bg is not None else VIEWER_BACKGROUND, dtype=torch.float32).reshape(3)
         return get_color(self.config.background_color)
 
     def _get_background_color(self) -> Tensor:
-        cfg = self.config.background_color
-        metadata = self.kwargs.get("metadata") or {}
-        train_random = cfg == "random" or (cfg == "auto" and metadata.get("background_color") is None)
-        if train_random and self.training:
+        if self.config.background_color == "random" and self.training:
             return torch.rand(3, device=self.device)
         return self.background_color.to(self.device)
 
@@ -182,6 +206,8 @@ class DynamicSplatModel(SplatfactoModel):
             if name in groups:
                 raise ValueError(f"motion parameter group {name!r} clashes with a model group")
             groups[name] = params
+        if self.environment is not None:
+            groups[ENVIRONMENT_GROUP] = list(self.environment.parameters())
         return groups
 
     def step_cb(self, optimizers: Optimizers, step: int) -> None:
@@ -195,6 +221,7 @@ class DynamicSplatModel(SplatfactoModel):
 
     def step_post_backward(self, step: int) -> None:
         super().step_post_backward(step)
+        self._prune_near_cameras(step)
         caps = [c for c in (self.config.max_gaussians or None, self.motion.max_gaussians()) if c]
         cap = min(caps) if caps else 0
         if cap > 0 and self.num_points > cap:
@@ -203,6 +230,30 @@ class DynamicSplatModel(SplatfactoModel):
                 drop = torch.zeros_like(opacity, dtype=torch.bool)
                 drop[opacity.argsort()[: self.num_points - cap]] = True
             remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
+
+    def _record_camera_centres(self, cameras: Cameras) -> None:
+        """Remembers the centres of the training cameras seen so far (for ``near_camera_prune``)."""
+        if self.config.near_camera_prune <= 0:
+            return
+        if not hasattr(self, "_camera_centres"):
+            self._camera_centres: dict[tuple[float, ...], Tensor] = {}
+        for centre in cameras.camera_to_worlds[..., :3, 3].reshape(-1, 3).detach().cpu():
+            self._camera_centres[tuple(round(float(x), 6) for x in centre)] = centre
+
+    def _prune_near_cameras(self, step: int) -> None:
+        """Removes Gaussians next to a training camera at the strategy's refine steps (``near_camera_prune``)."""
+        centres = getattr(self, "_camera_centres", None)
+        s = self.strategy
+        refining = step > s.refine_start_iter and step % s.refine_every == 0 and step < s.refine_stop_iter
+        if not centres or len(centres) < 2 or not refining:
+            return
+        with torch.no_grad():
+            c = torch.stack(list(centres.values())).to(self.device).float()
+            spacing = torch.cdist(c, c).fill_diagonal_(float("inf")).min(dim=1).values  # [C]
+            distance = torch.cdist(self.gauss_params["means"].detach().float(), c)  # [N, C]
+            drop = (distance < self.config.near_camera_prune * spacing).any(dim=1)
+            if bool(drop.any()) and not bool(drop.all()):
+                remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
 
     # ---- rendering -------------------------------------------------------------------------------------------
     def gaussians_at(self, t: float) -> dict[str, Tensor]:
@@ -238,6 +289,8 @@ class DynamicSplatModel(SplatfactoModel):
             if outputs[key] is not None and outputs[key].shape[0] == 1:
                 outputs[key] = outputs[key].squeeze(0)
         del outputs["times"]
+        if outputs["background"].dim() == 4 and outputs["background"].shape[0] == 1:
+            outputs["background"] = outputs["background"].squeeze(0)
         if not self.training:
             H, W = self.last_size
             outputs["background"] = outputs["background"].expand(H, W, 3)
@@ -266,6 +319,7 @@ class DynamicSplatModel(SplatfactoModel):
         view_times = self._view_times(cameras, times)
         if self.training:
             c2w = torch.cat([self.camera_optimizer.apply_to_camera(cameras[k : k + 1]) for k in range(K)])
+            self._record_camera_centres(cameras)
         else:
             c2w = cameras.camera_to_worlds
         distinct = list(dict.fromkeys(view_times))
@@ -310,7 +364,10 @@ class DynamicSplatModel(SplatfactoModel):
                     self.gauss_params, self.optimizers, self.strategy_state, self.step, self.info
                 )
 
-        background = self._get_background_color()
+        if self.environment is not None:
+            background = self.environment(view_directions(c2w.to(self.device), Ks, W, H))  # [K, H, W, 3]
+        else:
+            background = self._get_background_color()
         rgb = torch.clamp(render[..., :3] + (1 - alpha) * background, 0.0, 1.0)
         if self.config.use_bilateral_grid and self.training and cameras.metadata and "cam_idx" in cameras.metadata:
             rgb = torch.cat(
@@ -378,6 +435,8 @@ class DynamicSplatModel(SplatfactoModel):
         """Splatfacto's losses plus, while training, the motion model's regularisers at the render's time
         (``outputs["time"]``, set by :meth:`get_outputs` in training mode)."""
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and self.config.opacity_reg > 0:
+            loss_dict["opacity_reg"] = self.config.opacity_reg * torch.sigmoid(self.gauss_params["opacities"]).mean()
         if self.training and not self.config.disable_motion:
             loss_dict.update(self.motion_regularization(outputs["time"] if "time" in outputs else outputs["times"]))
         return loss_dict
