@@ -253,6 +253,7 @@ def train_tiny_run(tmp_path: Path) -> Path:
          "--max-num-iterations", "3", "--steps-per-save", "1000", "--steps-per-eval-image", "1000",
          "--steps-per-eval-all-images", "100000", "--pipeline.model.sh-degree", "0",
          "--pipeline.model.num-random", "1000", "--pipeline.model.initial-opacity", "0.5",
+         "--pipeline.datamanager.stereo-seeds", "0",
          "dynsplat-dnerf", "--data", str(scene)],
         cwd=tmp_path, timeout=120,
     )  # fmt: skip
