@@ -22,9 +22,10 @@ from dynsplat_ns import schedules
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
-from dynsplat_ns.models.checkpoint_state import FrameAxes, ResumeInfo, RowMap, adapt_state
+from dynsplat_ns.models.checkpoint_adapt import CheckpointAdaptation
 from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
+from dynsplat_ns.models.near_camera import NearCameraPruner
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.static import StaticMotionConfig
@@ -98,7 +99,7 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
         return {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}
 
 
-class DynamicSplatModel(SplatfactoModel):
+class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
     """Splatfacto whose Gaussians move with time; one camera time per render.
 
     Per-Gaussian motion parameters live in ``gauss_params`` next to means/scales/... so gsplat's ``DefaultStrategy``
@@ -134,6 +135,7 @@ class DynamicSplatModel(SplatfactoModel):
         self.crop_box = None
         self.background_color = self._default_background(metadata)
         self.environment = EnvironmentMap() if self._uses_environment(metadata) else None
+        self.near_camera = NearCameraPruner(self.config.near_camera_prune)
         if self.config.use_bilateral_grid:
             from nerfstudio.model_components.lib_bilagrid import BilateralGrid
 
@@ -214,14 +216,11 @@ class DynamicSplatModel(SplatfactoModel):
         super().step_cb(optimizers, step)
         self.motion.set_step(step)
 
-    def load_state_dict(self, dict, **kwargs):  # type: ignore[override]  # noqa: A002
-        """``nn.Module``'s entry point: :meth:`load_checkpoint_state` with nothing known about the checkpoint's
-        training images (``strict`` as in torch)."""
-        self.load_checkpoint_state(dict, ResumeInfo(), strict=kwargs.get("strict", True))
-
     def step_post_backward(self, step: int) -> None:
         super().step_post_backward(step)
-        self._prune_near_cameras(step)
+        near = self.near_camera.drop_mask(self.gauss_params["means"], step, self.strategy)
+        if near is not None:
+            remove(self.gauss_params, self.optimizers, self.strategy_state, near)
         caps = [c for c in (self.config.max_gaussians or None, self.motion.max_gaussians()) if c]
         cap = min(caps) if caps else 0
         if cap > 0 and self.num_points > cap:
@@ -230,30 +229,6 @@ class DynamicSplatModel(SplatfactoModel):
                 drop = torch.zeros_like(opacity, dtype=torch.bool)
                 drop[opacity.argsort()[: self.num_points - cap]] = True
             remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
-
-    def _record_camera_centres(self, cameras: Cameras) -> None:
-        """Remembers the centres of the training cameras seen so far (for ``near_camera_prune``)."""
-        if self.config.near_camera_prune <= 0:
-            return
-        if not hasattr(self, "_camera_centres"):
-            self._camera_centres: dict[tuple[float, ...], Tensor] = {}
-        for centre in cameras.camera_to_worlds[..., :3, 3].reshape(-1, 3).detach().cpu():
-            self._camera_centres[tuple(round(float(x), 6) for x in centre)] = centre
-
-    def _prune_near_cameras(self, step: int) -> None:
-        """Removes Gaussians next to a training camera at the strategy's refine steps (``near_camera_prune``)."""
-        centres = getattr(self, "_camera_centres", None)
-        s = self.strategy
-        refining = step > s.refine_start_iter and step % s.refine_every == 0 and step < s.refine_stop_iter
-        if not centres or len(centres) < 2 or not refining:
-            return
-        with torch.no_grad():
-            c = torch.stack(list(centres.values())).to(self.device).float()
-            spacing = torch.cdist(c, c).fill_diagonal_(float("inf")).min(dim=1).values  # [C]
-            distance = torch.cdist(self.gauss_params["means"].detach().float(), c)  # [N, C]
-            drop = (distance < self.config.near_camera_prune * spacing).any(dim=1)
-            if bool(drop.any()) and not bool(drop.all()):
-                remove(self.gauss_params, self.optimizers, self.strategy_state, drop)
 
     # ---- rendering -------------------------------------------------------------------------------------------
     def gaussians_at(self, t: float) -> dict[str, Tensor]:
@@ -319,7 +294,7 @@ class DynamicSplatModel(SplatfactoModel):
         view_times = self._view_times(cameras, times)
         if self.training:
             c2w = torch.cat([self.camera_optimizer.apply_to_camera(cameras[k : k + 1]) for k in range(K)])
-            self._record_camera_centres(cameras)
+            self.near_camera.record(cameras)
         else:
             c2w = cameras.camera_to_worlds
         distinct = list(dict.fromkeys(view_times))
@@ -480,64 +455,3 @@ class DynamicSplatModel(SplatfactoModel):
             mask = dynamic_mask_from_batch(batch)
             metrics.update(masked_region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask))
         return metrics, {"img": combined}
-
-    # ---- checkpoint adaptation (resume / fine-tune on another set of images or frames) -------------------------
-    def load_checkpoint_state(
-        self, state: dict[str, Tensor], resume: ResumeInfo | None = None, strict: bool = True
-    ) -> dict[str, RowMap]:
-        """Loads a checkpoint's model state, adapted to this model where a resume/fine-tune changed the dataset.
-
-        * Gaussian parameters are resized to the checkpoint's count (splatfacto).
-        * Per-image tensors (:meth:`per_image_state_keys`) are matched by image name when ``resume`` maps this
-          dataset's images onto the checkpoint's; rows of images the checkpoint lacks keep their fresh
-          initialisation. Without a mapping, a count mismatch re-initialises them (with a warning).
-        * Per-frame tensors (:meth:`per_frame_state_keys`) are resampled linearly in time along their declared axes.
-        * Any other shape mismatch raises ``ValueError`` naming the tensors (e.g. another sh_degree).
-
-        Args:
-            state: Model state dict of the checkpoint (keys without the pipeline's ``_model.`` prefix).
-            resume: What the pipeline knows about the checkpoint's training images; None: nothing.
-            strict: As ``torch.nn.Module.load_state_dict``.
-
-        Returns:
-            For each per-image parameter whose rows were remapped, how (to fit its optimizer state the same way).
-        """
-        adapted, row_maps, warnings = adapt_state(
-            state, self.state_dict(), self.per_image_state_keys(), self.per_frame_state_keys(), resume or ResumeInfo()
-        )
-        if warnings:
-            from nerfstudio.utils.rich_utils import CONSOLE
-
-            for line in warnings:
-                CONSOLE.print(f"[yellow]{line}")
-        super().load_state_dict(adapted, strict=strict)
-        self.motion.set_step(self.step)
-        return row_maps
-
-    def per_image_state_keys(self) -> dict[str, int]:
-        """State-dict keys with an axis indexed by the training image, and that axis: the camera optimizer's pose
-        adjustments, the bilateral grids and what the motion model declares."""
-        keys = {}
-        if isinstance(getattr(self.camera_optimizer, "pose_adjustment", None), Tensor):
-            keys["camera_optimizer.pose_adjustment"] = 0
-        if self.config.use_bilateral_grid:
-            keys["bil_grids.grids"] = 0
-        for name, axis in self.motion.per_image_state_keys().items():
-            keys[self._motion_state_key(name)] = axis
-        return keys
-
-    def per_frame_state_keys(self) -> dict[str, FrameAxes]:
-        """State-dict keys with an axis (or axes) indexed by the training frame: what the motion model declares."""
-        return {self._motion_state_key(name): axes for name, axes in self.motion.per_frame_state_keys().items()}
-
-    def _motion_state_key(self, name: str) -> str:
-        """This model's state-dict key of a tensor the motion model names (a per-Gaussian parameter or its own)."""
-        own = name in self.motion.state_dict()
-        if name in self.gauss_params and not own:
-            return f"gauss_params.{name}"
-        if own and name not in self.gauss_params:
-            return f"motion.{name}"
-        where = "both a per-Gaussian parameter and in" if own else "neither a per-Gaussian parameter nor in"
-        raise ValueError(
-            f"{type(self.motion).__name__} declares per-image/per-frame state {name!r}, which is {where} its state_dict"
-        )
