@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -66,6 +68,11 @@ class LazyLPIPS:
 DYNAMIC_MASK_METADATA_KEY = "motion_mask_filenames"
 #: Batch key under which the pipeline hands an eval image's dynamic-region mask to the model.
 DYNAMIC_MASK_BATCH_KEY = "dynamic_mask"
+#: Dataparser metadata key listing one covisibility mask file per image (non-zero = the pixel is seen by some training
+#: view; None for an image without one); the DyCheck parser writes it from ``covisible/<s>x/val/``.
+COVISIBLE_MASK_METADATA_KEY = "covisible_mask_filenames"
+#: Batch key under which the pipeline hands an eval image's covisibility mask to the model.
+COVISIBLE_MASK_BATCH_KEY = "covisible_mask"
 
 _SSIM_WINDOW, _SSIM_SIGMA = 11, 1.5
 
@@ -95,24 +102,50 @@ def _as_bool_mask(mask, size: tuple[int, int] | None = None) -> torch.Tensor:
     return out.cpu()
 
 
-def dynamic_mask_from_metadata(metadata: dict | None, index: int, size: tuple[int, int] | None = None):
-    """The dynamic-region mask of image ``index`` from dataparser ``metadata`` (see DYNAMIC_MASK_METADATA_KEY).
+def dynamic_mask_from_metadata(
+    metadata: dict | None, index: int, size: tuple[int, int] | None = None, key: str = DYNAMIC_MASK_METADATA_KEY
+):
+    """The region mask of image ``index`` from dataparser ``metadata[key]`` (default: the dynamic-region masks).
 
     Returns:
-        Bool ``[H, W]`` tensor, or None when the metadata has no such masks.
+        Bool ``[H, W]`` tensor, or None when the metadata has no such masks (or None for this image).
     """
-    masks = (metadata or {}).get(DYNAMIC_MASK_METADATA_KEY)
+    masks = (metadata or {}).get(key)
     if masks is None:
         return None
     if index >= len(masks):
-        key = DYNAMIC_MASK_METADATA_KEY
         raise ValueError(f"metadata[{key!r}] has {len(masks)} masks but image {index} was requested")
-    return _as_bool_mask(masks[index], size)
+    return None if masks[index] is None else _as_bool_mask(masks[index], size)
 
 
-def dynamic_mask_from_batch(batch: dict) -> torch.Tensor | None:
-    """The dynamic-region mask the pipeline put into an eval ``batch`` (``batch["dynamic_mask"]``), or None."""
-    mask = batch.get(DYNAMIC_MASK_BATCH_KEY)
+def undistort_mask(mask: torch.Tensor, camera) -> torch.Tensor:
+    """A mask drawn on a dataset image, mapped the way nerfstudio's full-image datamanager maps that image before
+    caching it when its camera has lens distortion (OpenCV undistortion, then a crop); unchanged otherwise.
+
+    Args:
+        mask: Bool ``[H, W]`` at the camera's (dataparser) resolution.
+        camera: The image's single camera as the dataparser reported it (distortion and original intrinsics).
+    """
+    params = getattr(camera, "distortion_params", None)
+    if params is None or not bool(torch.any(params != 0)):
+        return mask
+    from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_image
+
+    camera = camera.reshape(())
+    size = (int(camera.height), int(camera.width))
+    if tuple(mask.shape) != size:
+        mask = _as_bool_mask(mask, size)
+    image = np.zeros(size + (1,), dtype=np.uint8)
+    data = {"mask": mask[..., None].cpu()}
+    _, _, out = _undistort_image(
+        camera, params.reshape(-1).cpu().numpy(), data, image, camera.get_intrinsics_matrices().cpu().numpy()
+    )
+    return out[..., 0].bool()
+
+
+def dynamic_mask_from_batch(batch: dict, key: str = DYNAMIC_MASK_BATCH_KEY) -> torch.Tensor | None:
+    """The region mask the pipeline put into an eval ``batch`` under ``key`` (default ``batch["dynamic_mask"]``)."""
+    mask = batch.get(key)
     if mask is None:
         return None
     return _as_bool_mask(mask, tuple(batch["image"].shape[:2]) if "image" in batch else None)
@@ -159,16 +192,81 @@ def masked_ssim(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> flo
     return float(smap[crop].mean())
 
 
-def region_metrics(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None) -> dict[str, float]:
-    """``masked_psnr``/``masked_ssim`` (and ``masked_fraction``) of ``[H, W, 3]`` images; {} without a mask."""
+def partial_conv_ssim(gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """DyCheck's masked SSIM (mSSIM; ``dycheck/core/metrics/image.py``): the 11×11 Gaussian (σ 1.5) blurs are partial
+    convolutions over the masked pixels (separable, renormalised by the window's masked count) and the SSIM map is
+    averaged over the whole valid region, where windows without masked pixels score 1. Images ``[H, W, 3]``."""
+    if min(gt.shape[0], gt.shape[1]) < _SSIM_WINDOW:
+        return None
+    m = mask.to(gt.device).to(gt.dtype)[None, None]
+    coords = torch.arange(_SSIM_WINDOW, dtype=gt.dtype, device=gt.device) - _SSIM_WINDOW // 2
+    g = torch.exp(-0.5 * (coords / _SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    conv = torch.nn.functional.conv2d
+
+    def blur(z: torch.Tensor) -> torch.Tensor:  # z [1, C, H, W]
+        c, out, valid = z.shape[1], z, m
+        for shape in ((1, _SSIM_WINDOW), (_SSIM_WINDOW, 1)):  # along x, then along y (as DyCheck)
+            summed = conv(out * valid, g.view(1, 1, *shape).repeat(c, 1, 1, 1), groups=c)
+            count = conv(valid, torch.ones((1, 1, *shape), dtype=gt.dtype, device=gt.device))
+            out = torch.where(count != 0, summed * _SSIM_WINDOW / count.clamp_min(1e-12), torch.zeros_like(summed))
+            valid = (count != 0).to(gt.dtype)
+        return out
+
+    x, y = gt.permute(2, 0, 1)[None], pred.permute(2, 0, 1)[None]
+    mu0, mu1 = blur(x), blur(y)
+    s00 = (blur(x * x) - mu0 * mu0).clamp_min(0.0)
+    s11 = (blur(y * y) - mu1 * mu1).clamp_min(0.0)
+    s01 = blur(x * y) - mu0 * mu1
+    s01 = torch.sign(s01) * torch.minimum(torch.sqrt(s00 * s11), s01.abs())
+    c1, c2 = 0.01**2, 0.03**2
+    smap = (2 * mu0 * mu1 + c1) * (2 * s01 + c2) / ((mu0 * mu0 + mu1 * mu1 + c1) * (s00 + s11 + c2))
+    return float(smap.mean())
+
+
+def region_metrics(
+    gt: torch.Tensor, pred: torch.Tensor, mask: torch.Tensor | None, prefix: str = "masked", ssim=masked_ssim
+) -> dict[str, float]:
+    """``<prefix>_psnr``/``<prefix>_ssim`` (and ``<prefix>_fraction``) of ``[H, W, 3]`` images; {} without a mask.
+
+    Args:
+        gt: Ground truth ``[H, W, 3]`` in [0, 1].
+        pred: Render ``[H, W, 3]`` in [0, 1].
+        mask: Bool ``[H, W]`` region, or None.
+        prefix: Metric name prefix (``masked`` for dynamic regions, ``covisible`` for DyCheck's mPSNR/mSSIM).
+        ssim: Masked SSIM function (:func:`masked_ssim` or DyCheck's :func:`partial_conv_ssim`).
+    """
     if mask is None:
         return {}
-    out: dict[str, float] = {"masked_fraction": float(mask.float().mean())}
-    for name, fn in (("masked_psnr", masked_psnr), ("masked_ssim", masked_ssim)):
+    out: dict[str, float] = {f"{prefix}_fraction": float(mask.float().mean())}
+    for name, fn in ((f"{prefix}_psnr", masked_psnr), (f"{prefix}_ssim", ssim)):
         value = fn(gt, pred, mask)
         if value is not None:
             out[name] = value
     return out
+
+
+class RegionMask(NamedTuple):
+    """One kind of eval region mask: where the parser lists it, where the pipeline puts it, how it is scored."""
+
+    metadata_key: str
+    """Dataparser metadata key of the per-image mask files."""
+    batch_key: str
+    """Eval batch key the pipeline puts the image's mask under."""
+    prefix: str
+    """Metric name prefix: ``<prefix>_psnr``, ``<prefix>_ssim``, ``<prefix>_fraction``, ``<prefix>_num_images``."""
+    ssim: Callable
+    """Masked SSIM function."""
+
+
+#: Region masks the eval reports metrics over: dynamic regions (``masked_*``, e.g. D2RF's motion masks) and
+#: covisible pixels (``covisible_*``: DyCheck's mPSNR / mSSIM, from its covisibility masks).
+REGION_MASKS = (
+    RegionMask(DYNAMIC_MASK_METADATA_KEY, DYNAMIC_MASK_BATCH_KEY, "masked", masked_ssim),
+    RegionMask(COVISIBLE_MASK_METADATA_KEY, COVISIBLE_MASK_BATCH_KEY, "covisible", partial_conv_ssim),
+)
+#: Every per-image region metric name.
+REGION_METRICS = tuple(f"{r.prefix}_{m}" for r in REGION_MASKS for m in ("psnr", "ssim", "fraction"))
 
 
 # ---- per-time breakdown ----------------------------------------------------------------------------------------------

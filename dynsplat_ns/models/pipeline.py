@@ -22,14 +22,17 @@ from dynsplat_ns.compat import allow_nerfstudio_checkpoints
 from dynsplat_ns.errors import exit_on_user_error
 from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.metrics import (
+    REGION_MASKS,
+    REGION_METRICS,
     dynamic_mask_from_metadata,
     per_time_breakdown,
+    undistort_mask,
 )
 from dynsplat_ns.video import ensure_ffmpeg_for_ns_render
 from dynsplat_ns.viewer import DynsplatViewerControl, use_saved_viewer_host
 
-#: Metrics averaged over the masked (dynamic) region when masks exist.
-MASKED_METRICS = ("masked_psnr", "masked_ssim", "masked_fraction")
+#: Metrics averaged over a masked region (dynamic: ``masked_*``; covisible: ``covisible_*``) when masks exist.
+MASKED_METRICS = REGION_METRICS
 
 
 def image_key(path: str | Path) -> str:
@@ -87,12 +90,15 @@ def fit_optimizer_state(state: dict, param: torch.Tensor, row_map: list[int] | N
 
 
 class _RecordingLoader:
-    """Wraps an eval loader of (camera, batch): records each camera's time and adds the image's dynamic-region mask
-    from the eval dataparser's metadata as ``batch["dynamic_mask"]`` (batches are per-call copies)."""
+    """Wraps an eval loader of (camera, batch): records each camera's time and adds the image's region masks from the
+    eval dataparser's metadata (``batch["dynamic_mask"]``, ``batch["covisible_mask"]``; see ``REGION_MASKS``), mapped
+    like the cached image when its camera is distorted (``source_cameras``: the dataparser's, before undistortion).
+    Batches are per-call copies."""
 
-    def __init__(self, loader, metadata: dict | None) -> None:
+    def __init__(self, loader, metadata: dict | None, source_cameras=None) -> None:
         self.loader = loader
         self.metadata = metadata or {}
+        self.source_cameras = source_cameras
         self.times: list[float | None] = []
 
     def __len__(self) -> int:
@@ -104,9 +110,14 @@ class _RecordingLoader:
             self.times.append(None if times is None else float(times.reshape(-1)[0]))
             batch = dict(batch)
             size = tuple(batch["image"].shape[:2])
-            mask = dynamic_mask_from_metadata(self.metadata, int(batch.get("image_idx", len(self.times) - 1)), size)
-            if mask is not None:
-                batch["dynamic_mask"] = mask
+            index = int(batch.get("image_idx", len(self.times) - 1))
+            source = None if self.source_cameras is None else self.source_cameras[index]
+            for region in REGION_MASKS:
+                mask = dynamic_mask_from_metadata(self.metadata, index, None, region.metadata_key)
+                if mask is None:
+                    continue
+                mask = undistort_mask(mask, source) if source is not None else mask
+                batch[region.batch_key] = dynamic_mask_from_metadata({"m": [mask]}, 0, size, "m")
             yield camera, batch
 
 
@@ -263,7 +274,8 @@ class DynsplatPipeline(VanillaPipeline):
     ):
         """nerfstudio's averages (psnr, ssim, lpips, fps, num_rays_per_sec, ±std) plus ``lpips`` null (and
         ``lpips_hint``) without weights, ``gaussian_count``, ``num_images``, ``per_time`` and, with dynamic-region
-        masks, ``masked_psnr``/``masked_ssim``/``masked_fraction`` (+ ``masked_num_images``).
+        masks, ``masked_psnr``/``masked_ssim``/``masked_fraction`` (+ ``masked_num_images``) and, with covisibility
+        masks (DyCheck), ``covisible_psnr``/``covisible_ssim``/``covisible_fraction`` (+ ``covisible_num_images``).
 
         During training (``step`` given) only the float entries are returned, so the Trainer can log them.
         """
@@ -295,7 +307,9 @@ class DynsplatPipeline(VanillaPipeline):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
         from torchvision.utils import save_image
 
-        loader = _RecordingLoader(self.datamanager.fixed_indices_eval_dataloader, self._eval_metadata())
+        dataset = getattr(self.datamanager, "eval_dataset", None)
+        source_cameras = getattr(getattr(dataset, "_dataparser_outputs", None), "cameras", None)
+        loader = _RecordingLoader(self.datamanager.fixed_indices_eval_dataloader, self._eval_metadata(), source_cameras)
         if output_path is not None:
             output_path.mkdir(exist_ok=True, parents=True)
         records: list[dict[str, float]] = []
@@ -347,8 +361,9 @@ class DynsplatPipeline(VanillaPipeline):
             values = [float(r[key]) for r in records if isinstance(r.get(key), (int, float))]
             if values:
                 out[key] = sum(values) / len(values)
-        if any(key in out for key in MASKED_METRICS):
-            out["masked_num_images"] = sum(1 for r in records if "masked_fraction" in r)
+        for prefix in dict.fromkeys(region.prefix for region in REGION_MASKS):
+            if any(key.startswith(f"{prefix}_") for key in out):
+                out[f"{prefix}_num_images"] = sum(1 for r in records if f"{prefix}_fraction" in r)
         if len(times) == len(records) and any(t is not None for t in times):
             out["per_time"] = per_time_breakdown(times, records)
         return out

@@ -1,4 +1,4 @@
-"""``dynsplat-make-scene {dnerf,llff,d2rf,eyeful} OUT_DIR [options]``: write a small test scene in a real layout."""
+"""``dynsplat-make-scene LAYOUT OUT_DIR [options]``: write a small test scene in a real layout (see LAYOUTS)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ LAYOUTS = {
     "llff": "LLFF (poses_bounds.npy, images/, images_k/, sparse/0)",
     "d2rf": "D2RF (left bokeh/sharp views, right sharp views, masks, disparity, COLMAP; --blur KINDS)",
     "eyeful": "EyefulTower (cameras.json, splits.json, images-jpeg-*/)",
+    "dycheck": "DyCheck iPhone (moving phone train, 2 static val cameras, depth, covisible masks, distortion)",
     "ring360": "static 360° ring around objects on a checker floor (EyefulTower; --forward-facing: LLFF)",
 }
 
