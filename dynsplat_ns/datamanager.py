@@ -21,6 +21,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
 from dynsplat_ns.errors import DynsplatError, ImageFileError, exit_on_user_error
+from dynsplat_ns.priors import MOTION_MASKS_KEY, attach_depth_priors, motion_masks_for_seeding
 
 #: What PIL/numpy raise for a file that cannot be read as an image (missing, truncated, corrupt, wrong shape).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, AssertionError, Image.DecompressionBombError)
@@ -89,6 +90,10 @@ class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
         if test_mode == "val":
             _ = self.cached_train, self.cached_eval
             self._seed_from_images()
+            with exit_on_user_error():  # motion masks for the model's static/dynamic seeding (dynsplat_ns/priors.py)
+                masks = motion_masks_for_seeding(self.train_dataparser_outputs)
+            if masks is not None:
+                self.train_dataset.metadata[MOTION_MASKS_KEY] = masks  # the metadata the model is given
 
     def _seed_from_images(self) -> None:
         """Replaces random seed points by stereo estimates from the cached training images (see ``stereo_seeds``)."""
@@ -121,4 +126,7 @@ class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
         if cache_images_device == "cpu" and not torch.cuda.is_available():
             cache_images_device = "gpu"  # nerfstudio's "gpu" means "self.device", which is the CPU here: no pinning
         with exit_on_user_error():  # a broken image: one line naming it (ns-eval decodes eval images lazily)
-            return super()._load_images(split, cache_images_device)
+            cached = super()._load_images(split, cache_images_device)
+            if split == "train":  # depth priors ride along with the images: batch["depth_prior"] (priors.py)
+                attach_depth_priors(cached, self.train_dataparser_outputs)
+        return cached

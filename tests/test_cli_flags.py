@@ -208,6 +208,15 @@ def _motion_loss_keys(b: Built) -> set[str]:
     return set(loss_dict) - {"main_loss", "scale_reg", "opacity_reg", "camera_opt_regularizer", "tv_loss"}
 
 
+def _depth_term(b: Built) -> Any:
+    """The depth-prior loss the model's config gives on data with disparity (the D-NeRF fixture has no depth, so the
+    built model's own term is off: tests/models/test_depth_prior.py trains with it)."""
+    from dynsplat_ns.models.depth_loss import DepthPriorLoss
+
+    assert b.model.depth_loss is None, "no depth in the data: the term is off"
+    return DepthPriorLoss.from_config(b.model.config, {"depth_filenames": ["d.npy"], "depth_kind": "disparity"})
+
+
 def _initial_lr(b: Built, group: str) -> float:
     pg = b.group(group)
     return pg.get("initial_lr", pg["lr"])
@@ -288,6 +297,13 @@ MODEL_CHECKS = [
     Check("--pipeline.model.output-depth-during-training", ["True"], lambda b: b.train_outputs()["depth"] is not None,
           True),  # fmt: skip
     Check("--pipeline.model.rasterize-mode", ["antialiased"], _compensated, True),
+    # monocular priors (issue 14): the D-NeRF fixture has neither depth nor motion masks (tests/models/)
+    Check("--pipeline.model.depth-loss-weight", ["0.5"], lambda b: _depth_term(b).weight, 0.5),
+    Check("--pipeline.model.depth-loss-decay-steps", ["100"], lambda b: _depth_term(b).weight_at(50), 0.375),
+    Check("--pipeline.model.depth-loss-final-fraction", ["0.5"], lambda b: _depth_term(b).weight_at(10**6), 0.25),
+    Check("--pipeline.model.static-background", ["True"],
+          lambda b: (b.trainer.optimizers.config["static"]["optimizer"].lr, "static" in b.model.gauss_params),
+          (0.0, False)),
     # optimizer groups: rates, Adam options, schedules (camera-opt: explicit horizon; means: auto = run length)
     *[Check(f"--optimizers.{g}.optimizer.lr", [lr], lambda b, g=g: _initial_lr(b, g), float(lr))
       for g, lr in zip(GROUPS, ("0.002", "0.003", "0.0004", "0.04", "0.006", "0.002", "0.0002", "0.003"), strict=True)],

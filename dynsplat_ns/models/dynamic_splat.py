@@ -23,12 +23,15 @@ from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
 from dynsplat_ns.models.checkpoint_adapt import CheckpointAdaptation
+from dynsplat_ns.models.depth_loss import DepthPriorLoss
 from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
 from dynsplat_ns.models.near_camera import NearCameraPruner
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
+from dynsplat_ns.models.static_seeding import initial_static_flags
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.static import StaticMotionConfig
+from dynsplat_ns.motion.static_gaussians import STATIC_KEY
 from dynsplat_ns.render import rasterize
 from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
@@ -79,6 +82,16 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Stop densifying at this step; None ("auto"): 75 % of the run (--max-num-iterations), as 15000 of 20000."""
     random_scale: float | None = None  # type: ignore[assignment]
     """Not supported: random points fill the scene box (see num_random); a value is rejected at startup."""
+    depth_loss_weight: float = 0.0
+    """Weight of the depth-prior loss where the dataparser lists depth (models/depth_loss.py): L1 on the expected depth
+    for metric depth, scale-and-shift invariant for disparity (D2RF dpt/); 0 or data without depth: off."""
+    depth_loss_decay_steps: int = 0
+    """Decay the depth-loss weight linearly to depth_loss_final_fraction of it over this many steps (0: constant)."""
+    depth_loss_final_fraction: float = 0.1
+    """Depth-loss weight at the end of its decay, as a fraction of depth_loss_weight."""
+    static_background: bool = False
+    """Where the dataparser lists motion masks (D2RF), flag seed points outside every training view's mask as static:
+    they skip the motion model (models/static_seeding.py); new Gaussians inherit the flag. No masks: all dynamic."""
     # ModelConfig options of ray-marching models (no rays here; splatfacto ignores them too): not on the command line.
     enable_collider: Suppress[bool] = False
     """Not applicable: Gaussian models cast no rays."""
@@ -96,7 +109,10 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
         :func:`dynsplat_ns.trainer.resolve_run_schedules`): the environment map (used when the background is one)."""
         del max_steps  # constant rate
         optimizer = AdamOptimizerConfig(lr=self.environment_lr, eps=1e-15)
-        return {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}
+        groups = {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}
+        if self.static_background:  # the static flag: a Gaussian parameter (densified in lock-step), never optimised
+            groups[STATIC_KEY] = {"optimizer": AdamOptimizerConfig(lr=0.0), "scheduler": None}
+        return groups
 
 
 class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
@@ -123,6 +139,7 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         if clash:
             raise ValueError(f"motion model {type(self.motion).__name__} redefines Gaussian parameters {clash}")
         init.update(motion_params)
+        init.update(initial_static_flags(init["means"], metadata, self.config.static_background))
         self.gauss_params = torch.nn.ParameterDict({k: Parameter(v) for k, v in init.items()})
 
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")
@@ -136,6 +153,7 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         self.background_color = self._default_background(metadata)
         self.environment = EnvironmentMap() if self._uses_environment(metadata) else None
         self.near_camera = NearCameraPruner(self.config.near_camera_prune)
+        self.depth_loss = DepthPriorLoss.from_config(self.config, metadata)  # None: no depth or weight 0
         if self.config.use_bilateral_grid:
             from nerfstudio.model_components.lib_bilagrid import BilateralGrid
 
@@ -314,7 +332,8 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
             raise ValueError(f"views rendered together must share one image size, got (width, height) {sorted(sizes)}")
         ((W, H),) = sizes
         self.last_size = (H, W)
-        render_mode = "RGB+ED" if (self.config.output_depth_during_training or not self.training) else "RGB"
+        depth = self.config.output_depth_during_training or not self.training or self.depth_loss is not None
+        render_mode = "RGB+ED" if depth else "RGB"
         viewmats = viewmats_from_c2w(c2w.to(self.device))
 
         renders, alphas, metas = [], [], []
@@ -410,6 +429,8 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         """Splatfacto's losses plus, while training, the motion model's regularisers at the render's time
         (``outputs["time"]``, set by :meth:`get_outputs` in training mode)."""
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
+        if self.training and self.depth_loss is not None:
+            loss_dict.update(self.depth_loss(outputs, batch, self.step))
         if self.training and self.config.opacity_reg > 0:
             loss_dict["opacity_reg"] = self.config.opacity_reg * torch.sigmoid(self.gauss_params["opacities"]).mean()
         if self.training and not self.config.disable_motion:
@@ -436,10 +457,12 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
             batch: The eval batch (``image``; optionally a dynamic-region mask, see
                 :func:`dynsplat_ns.models.metrics.dynamic_mask_from_batch`).
             region_metrics: Also return ``masked_psnr``/``masked_ssim``/``masked_fraction`` when the batch has a
-                dynamic-region mask. Off by default, so that the keys are the same for every image (nerfstudio
-                averages each key of the first image over all images); the dynsplat pipeline turns it on.
+                dynamic-region mask and ``covisible_psnr``/``covisible_ssim``/``covisible_fraction`` (DyCheck's
+                mPSNR/mSSIM) when it has a covisibility mask (see ``metrics.REGION_MASKS``). Off by default, so
+                that the keys are the same for every image (nerfstudio averages each key of the first image over
+                all images); the dynsplat pipeline turns it on.
         """
-        from dynsplat_ns.models.metrics import dynamic_mask_from_batch
+        from dynsplat_ns.models.metrics import REGION_MASKS, dynamic_mask_from_batch
         from dynsplat_ns.models.metrics import region_metrics as masked_region_metrics
 
         gt_rgb = self.composite_with_background(self.get_gt_img(batch["image"]), outputs["background"])
@@ -452,6 +475,9 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         if lpips is not None:
             metrics["lpips"] = lpips
         if region_metrics:
-            mask = dynamic_mask_from_batch(batch)
-            metrics.update(masked_region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask))
+            for region in REGION_MASKS:
+                mask = dynamic_mask_from_batch(batch, region.batch_key)
+                metrics.update(
+                    masked_region_metrics(gt_rgb.detach(), pred_rgb.detach(), mask, region.prefix, region.ssim)
+                )
         return metrics, {"img": combined}

@@ -24,6 +24,7 @@ import torch
 from nerfstudio.configs.base_config import InstantiateConfig
 from torch import Tensor, nn
 
+from dynsplat_ns.motion.static_gaussians import split_motion
 from dynsplat_ns.schedules import static_warmup_steps
 
 # Keys a motion model may change; anything else in the Gaussian dict is passed through untouched.
@@ -150,13 +151,13 @@ class MotionModel(nn.Module):
         if is_time_batch(t):
             ts = time_list(t)
             if self.active:
-                states = self.deform_batch(gaussians, ts)
+                states = self._deform_times(gaussians, ts, batch=True)
             else:
                 canonical = self.canonical(gaussians)
                 states = [canonical] * len(ts)
         else:
             ts = [float(t)]
-            states = [self.deform(gaussians, t) if self.active else self.canonical(gaussians)]
+            states = self._deform_times(gaussians, [t], batch=False) if self.active else [self.canonical(gaussians)]
         if self.training and torch.is_grad_enabled():
             self._rendered = (self._fingerprint(gaussians), dict(zip(ts, states, strict=True)))
         else:
@@ -187,7 +188,17 @@ class MotionModel(nn.Module):
             fingerprint, states = self._rendered
             if float(t) in states and self._same_inputs(fingerprint, self._fingerprint(gaussians)):
                 return states[float(t)]
-        return self.deform(gaussians, t)
+        return self._deform_times(gaussians, [t], batch=False)[0]
+
+    def _deform_times(self, gaussians: Mapping[str, Tensor], ts: list, batch: bool) -> list[dict[str, Tensor]]:
+        """The motion at each of ``ts`` (:meth:`deform_batch`, or :meth:`deform` of ``ts[0]`` if not ``batch``);
+        Gaussians flagged static stay canonical and skip the motion (:mod:`dynsplat_ns.motion.static_gaussians`)."""
+
+        def deform(g: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
+            return self.deform_batch(g, ts) if batch else [self.deform(g, ts[0])]
+
+        split = split_motion(gaussians, deform, self.canonical)
+        return deform(gaussians) if split is None else split
 
     def _fingerprint(self, gaussians: Mapping[str, Tensor]) -> tuple:
         """The inputs of the motion (Gaussians and own parameters) with their in-place versions; holding the tensors
