@@ -10,24 +10,44 @@ import pytest
 
 from dynsplat_ns.scenes.cli import LAYOUTS, main
 
-#: Tiny-scene options per layout, and a file each layout must contain.
+#: Tiny-scene options per case, and a file each case must write; a case is a layout, or "layout:variant".
 CASES = {
     "dnerf": (["--size", "8", "--n-train", "2", "--n-val", "0", "--n-test", "1"], "transforms_train.json"),
+    "dnerf:bounce": (["--size", "8", "--n-train", "2", "--n-val", "0", "--n-test", "1", "--scene", "bounce"],
+                     "transforms_train.json"),
     "llff": (["--width", "16", "--height", "12", "--n-frames", "3"], "poses_bounds.npy"),
     "d2rf": (["--width", "16", "--height", "8", "--n-times", "2"], "poses_bounds.npy"),
     "eyeful": (["--n-positions", "2", "--n-cameras", "2"], "splits.json"),
-}
+    "dycheck": (["--width", "8", "--height", "6", "--n-times", "1"], "dataset.json"),
+    "ring360": (["--n-views", "3", "--width", "16", "--height", "12", "--supersample", "1"], "cameras.json"),
+}  # fmt: skip
+
+
+def _layout(case: str) -> str:
+    return case.split(":")[0]
 
 
 def test_every_layout_has_a_case():
-    assert set(CASES) <= set(LAYOUTS)
+    assert {_layout(case) for case in CASES} == set(LAYOUTS)
 
 
-@pytest.mark.parametrize("layout", sorted(CASES))
-def test_layout_writes_its_files(layout: str, tmp_path: Path):
-    args, expected = CASES[layout]
-    assert main([layout, str(tmp_path / "s"), *args]) == 0
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_layout_writes_its_files(case: str, tmp_path: Path):
+    args, expected = CASES[case]
+    assert main([_layout(case), str(tmp_path / "s"), *args]) == 0
     assert any(p.name == expected for p in (tmp_path / "s").rglob("*")), expected
+
+
+def test_dnerf_scene_option_picks_the_scene(tmp_path: Path):
+    """``--scene bounce`` renders another scene than the default spheres (same cameras, same frame files)."""
+    frames: dict[str, dict[Path, bytes]] = {}
+    for case in ("dnerf", "dnerf:bounce"):
+        out = tmp_path / case.replace(":", "_")
+        assert main([_layout(case), str(out), *CASES[case][0]]) == 0
+        frames[case] = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*.png"))}
+    spheres, bounce = frames["dnerf"], frames["dnerf:bounce"]
+    assert len(spheres) == 3 and spheres.keys() == bounce.keys()
+    assert all(spheres[name] != bounce[name] for name in spheres), "--scene bounce rendered the spheres"
 
 
 def test_console_script_and_errors(tmp_path: Path, capsys):

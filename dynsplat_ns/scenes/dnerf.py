@@ -33,6 +33,7 @@ from PIL import Image
 
 from .synthetic import (
     DNERF_CAMERA_ANGLE_X,
+    SCENES,
     Scene,
     default_scene,
     focal_from_angle,
@@ -161,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-val", type=int, default=10, help="validation frames (default 10)")
     parser.add_argument("--n-test", type=int, default=10, help="test frames (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="camera placement seed (default 0)")
-    parser.add_argument("--static", action="store_true", help="spheres do not move (static control scene)")
+    parser.add_argument(
+        "--scene", choices=sorted(SCENES), default="spheres",
+        help="spheres: three moving spheres above a slab (default); bounce: a bouncing ball, a turning box, a pillar",
+    )  # fmt: skip
+    parser.add_argument("--static", action="store_true", help="nothing moves (static control scene)")
     parser.add_argument("--motion-scale", type=float, default=1.0, help="scale of the motion amplitudes (default 1)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k antialiasing samples per pixel (default 2)")
     parser.add_argument("--png-ext", action="store_true", help="write file_path with the .png extension")
@@ -182,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             motion=not args.static,
             motion_scale=args.motion_scale,
+            scene=SCENES[args.scene](motion=not args.static, motion_scale=args.motion_scale),
             supersample=args.supersample,
             png_ext=args.png_ext,
             overwrite=args.overwrite,

@@ -48,6 +48,9 @@ class Sphere:
     """Number of periods over t ∈ [0, 1]."""
     phase: float = 0.0
     """Phase φ in radians."""
+    bounce: bool = False
+    """Use ``|sin(2π f t + φ)|`` for the ``amp_sin`` term: a ball bouncing off the floor (``amp_sin`` pointing up),
+    ``2 f`` bounces per clip."""
 
     def center(self, t: float | np.ndarray, motion: bool = True) -> np.ndarray:
         """Centre at time(s) ``t``.
@@ -64,19 +67,26 @@ class Sphere:
         if not motion:
             return np.broadcast_to(base, t_arr.shape + (3,)).copy()
         angle = 2.0 * math.pi * self.frequency * t_arr[..., None] + self.phase
-        return base + np.cos(angle) * np.asarray(self.amp_cos) + np.sin(angle) * np.asarray(self.amp_sin)
+        sin = np.abs(np.sin(angle)) if self.bounce else np.sin(angle)
+        return base + np.cos(angle) * np.asarray(self.amp_cos) + sin * np.asarray(self.amp_sin)
 
 
 @dataclass(frozen=True)
 class Box:
-    """A static axis-aligned box."""
+    """A box, axis-aligned at t = 0; it may turn about the vertical (z) axis through its centre."""
 
     lo: tuple[float, float, float]
-    """Minimum corner."""
+    """Minimum corner (at t = 0)."""
     hi: tuple[float, float, float]
-    """Maximum corner."""
+    """Maximum corner (at t = 0)."""
     color: tuple[float, float, float]
     """Albedo, RGB in [0, 1]."""
+    yaw_turns: float = 0.0
+    """Turns about the vertical axis through the centre over t ∈ [0, 1] (0: static)."""
+
+    def yaw(self, t: float, motion: bool = True) -> float:
+        """Rotation angle (radians) about z at time ``t``."""
+        return 2.0 * math.pi * self.yaw_turns * float(t) if motion else 0.0
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,9 @@ class Scene:
     box: Box
     """The static box."""
     motion: bool = True
-    """If False, every sphere stays at its ``base`` (a static scene, useful as a control)."""
+    """If False, every sphere stays at its ``base`` and no box turns (a static scene, useful as a control)."""
+    extra_boxes: tuple[Box, ...] = ()
+    """More boxes (static, or turning with ``yaw_turns``) on top of :attr:`box`."""
     light_dir: tuple[float, float, float] = (0.4, -0.5, 0.77)
     """Direction *towards* the light (normalised on use)."""
     ambient: float = 0.35
@@ -152,6 +164,38 @@ def default_scene(motion: bool = True, motion_scale: float = 1.0) -> Scene:
         scaled = lambda amp: tuple(a * motion_scale for a in amp)  # noqa: E731
         spheres = tuple(replace(s, amp_cos=scaled(s.amp_cos), amp_sin=scaled(s.amp_sin)) for s in spheres)
     return Scene(spheres=spheres, box=box, motion=motion)
+
+
+def bounce_scene(motion: bool = True, motion_scale: float = 1.0) -> Scene:
+    """A ball bouncing about two of its diameters high next to a turning box and a static pillar, on a grey slab.
+
+    The kind of scene issue 11's numbers were measured on: one fast vertical motion at full amplitude, one rigid
+    rotation (a quarter turn over the clip) and static structure, all inside ``[-1.5, 1.5]^3``.
+
+    Args:
+        motion: Whether the ball moves and the box turns.
+        motion_scale: Multiplies the bounce height and the box's turn (1: full amplitude).
+
+    Returns:
+        The scene (deterministic).
+    """
+    ball = Sphere(
+        base=(0.35, -0.3, -0.23),  # resting on the slab (top at z = -0.45)
+        radius=0.22,
+        color=(0.9, 0.15, 0.1),
+        amp_sin=(0.0, 0.0, 0.9 * motion_scale),
+        bounce=True,
+    )
+    slab = Box(lo=(-0.8, -0.8, -0.75), hi=(0.8, 0.8, -0.45), color=(0.7, 0.7, 0.65))
+    turning = Box(
+        lo=(-0.55, -0.45, -0.45), hi=(-0.15, -0.05, -0.05), color=(0.15, 0.3, 0.95), yaw_turns=0.25 * motion_scale
+    )
+    pillar = Box(lo=(0.05, 0.3, -0.45), hi=(0.25, 0.5, 0.75), color=(0.85, 0.7, 0.15))
+    return Scene(spheres=(ball,), box=slab, motion=motion, extra_boxes=(turning, pillar))
+
+
+#: Scenes the generators can write, by name (``--scene`` of ``dynsplat-make-scene dnerf``).
+SCENES = {"spheres": default_scene, "bounce": bounce_scene}
 
 
 def focal_from_angle(camera_angle_x: float, width: int) -> float:
@@ -250,6 +294,17 @@ def intersect_box(origin: np.ndarray, dirs: np.ndarray, lo: np.ndarray, hi: np.n
     return np.where(hit, t, np.inf), normal, hit
 
 
+def _intersect_turning_box(origin: np.ndarray, dirs: np.ndarray, box: Box, yaw: float):
+    """:func:`intersect_box` for a box turned by ``yaw`` about the vertical axis through its centre."""
+    center = (np.asarray(box.lo) + np.asarray(box.hi)) / 2.0
+    c, s = math.cos(yaw), math.sin(yaw)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])  # box frame → world
+    local_origin = (origin - center) @ rot  # world → box frame (row vectors: x @ R = Rᵀ x)
+    local_dirs = dirs @ rot
+    t, normal, hit = intersect_box(local_origin, local_dirs, np.asarray(box.lo) - center, np.asarray(box.hi) - center)
+    return t, normal @ rot.T, hit
+
+
 def render_rgba(
     scene: Scene, c2w: np.ndarray, t: float, width: int, height: int, focal: float, supersample: int = 2
 ) -> np.ndarray:
@@ -288,6 +343,12 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
     best_t, box_normal, _ = intersect_box(origin, dirs, np.asarray(scene.box.lo), np.asarray(scene.box.hi))
     albedo = np.broadcast_to(np.asarray(scene.box.color), dirs.shape).copy()
     normal = box_normal
+    for box in scene.extra_boxes:
+        t_b, n_b, hit = _intersect_turning_box(origin, dirs, box, box.yaw(t, scene.motion))
+        closer = hit & (t_b < best_t)
+        best_t = np.where(closer, t_b, best_t)
+        normal = np.where(closer[..., None], n_b, normal)
+        albedo = np.where(closer[..., None], np.asarray(box.color), albedo)
     on_sphere = np.zeros(best_t.shape, dtype=bool)
     for sphere, center in zip(scene.spheres, scene.sphere_centers(t), strict=True):
         t_s, hit = intersect_sphere(origin, dirs, center, sphere.radius)
