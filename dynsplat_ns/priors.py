@@ -2,11 +2,12 @@
 
 Dataparsers put file lists into their outputs' ``metadata``; models never read files. The datamanager reads them:
 
-* ``depth_filenames`` (one per image of the split) with ``depth_kind`` ``"disparity"`` (relative, e.g. D2RF's
-  ``dpt/``) or ``"metric"`` (e.g. DyCheck's LiDAR depth, in dataset units × ``depth_unit_scale_factor``): each map
-  is resized to its training image (undistorted like the image when the camera has distortion) and cached next to it
-  as ``depth_prior`` [H, W, 1] float32 (metric depth in our world units: × the dataparser's scale), so every training
-  batch carries it (:func:`attach_depth_priors`);
+* ``depth_filenames`` (one per image of the split; None for an image without one) with ``depth_kind``
+  ``"disparity"`` (relative, e.g. D2RF's ``dpt/``) or ``"metric"`` (e.g. DyCheck's LiDAR depth, in dataset units ×
+  ``depth_unit_scale_factor``): each map is resized to its training image (undistorted like the image when the
+  camera has distortion) and cached next to it as ``depth_prior`` [H, W, 1] float32 (metric depth in our world units:
+  × the dataparser's scale), so every training batch carries it (:func:`attach_depth_priors`); an image without a file
+  gets an all-NaN (all-invalid) map, which the depth losses ignore;
 * ``motion_mask_filenames`` (non-zero = moving): the training masks and cameras go into the metadata under
   :data:`MOTION_MASKS_KEY` for the model's static/dynamic seeding (:func:`motion_masks_for_seeding`).
 """
@@ -105,6 +106,9 @@ def load_depth_prior(path: str | Path, camera, size: tuple[int, int], kind: str,
 def attach_depth_priors(cached: list[dict[str, Any]], outputs) -> None:
     """Adds ``depth_prior`` to each cached training image dict (in place), when ``outputs.metadata`` lists depth.
 
+    An image whose ``depth_filenames`` entry is None (e.g. a DyCheck val frame that ``split_indices.json`` moved into
+    train) gets an all-NaN map: no pixel is valid, so the depth losses give it no term.
+
     Args:
         cached: The datamanager's cached training images (dicts with ``image`` [H, W, C]), in dataset order.
         outputs: The training split's DataparserOutputs (original cameras, metadata, dataparser scale).
@@ -119,7 +123,10 @@ def attach_depth_priors(cached: list[dict[str, Any]], outputs) -> None:
     scale = float(metadata.get("depth_unit_scale_factor", 1.0)) * float(outputs.dataparser_scale)
     for i, item in enumerate(cached):
         image = item["image"]
-        depth = load_depth_prior(files[i], outputs.cameras[i], tuple(image.shape[:2]), kind, scale)
+        if files[i] is None:
+            depth = torch.full((*image.shape[:2], 1), float("nan"), dtype=torch.float32)
+        else:
+            depth = load_depth_prior(files[i], outputs.cameras[i], tuple(image.shape[:2]), kind, scale)
         item[DEPTH_BATCH_KEY] = depth.to(image.device)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from dynsplat_ns.scenes import d2rf as make_d2rf_scene
 from dynsplat_ns.scenes import dnerf as make_dnerf_scene
+from dynsplat_ns.scenes import dycheck as make_dycheck_scene
 from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 from dynsplat_ns.scenes import llff as make_llff_scene
 
@@ -51,6 +52,9 @@ def dnerf_scene_copy(dnerf_scene: Path, tmp_path: Path) -> Path:
 LLFF_SCENE_PARAMS = {"width": 48, "height": 32, "n_frames": 12, "seed": 0, "factors": (2,), "sparse": True}
 #: How the ``d2rf_scene`` fixture is generated (6 time steps x left/right = 12 views).
 D2RF_SCENE_PARAMS = {"width": 64, "height": 32, "n_times": 6, "seed": 0}
+#: How the ``dycheck_scene`` fixture is generated: the fewest frames the generator writes that still hold a train/test
+#: ``split_indices.json`` of 6 frames (2 phone frames, then 2 static cameras x 2 times; ids 0_0000k, 1_0000k, 2_0000k).
+DYCHECK_SCENE_PARAMS = {"width": 32, "height": 24, "n_times": 2, "val_every": 1, "seed": 0}
 #: How the ``eyeful_scene`` fixture is generated (5 rig spots x 3 cameras = 15 images per resolution).
 EYEFUL_SCENE_PARAMS = {
     "n_positions": 5,
@@ -89,6 +93,13 @@ def d2rf_scene_copy(d2rf_scene: Path, tmp_path: Path) -> Path:
 def eyeful_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fisheye rig capture in the EyefulTower layout (capture folder; 1k = 24x36 and 2k = 48x72). Read-only."""
     return make_eyeful_scene.make_eyeful_scene(tmp_path_factory.mktemp("eyeful") / "scene", **EYEFUL_SCENE_PARAMS)
+
+
+@pytest.fixture(scope="session")
+def dycheck_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny DyCheck iPhone sequence (32x24 at 1x, 16x12 at 2x; 2 phone frames train, 4 static-camera frames val;
+    depth for the phone frames, covisible masks for the val frames). Read-only."""
+    return make_dycheck_scene.make_dycheck_scene(tmp_path_factory.mktemp("dycheck") / "seq", **DYCHECK_SCENE_PARAMS)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 The flags are read from ``ns-train dynsplat-4dgs PARSER --help`` (nerfstudio's own tyro parser). Each is set to a
 non-default value, parsed as ``ns-train`` parses it, and the dataparser is set up as the datamanager sets it up: the
 parser must use the value, the build must work with it, and a few effects are checked (downscaled image size and
-cache, number of training images and of random seed points). What each option does in detail: tests/dataparsers/.
+cache, number of training images, their per-frame metadata file lists and random seed points). What each option does
+in detail: tests/dataparsers/. Every registered ``dynsplat-*`` dataparser must be listed in PARSERS.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from cli_helpers import cli_flags, parse
 
 PARSERS = {"dynsplat-dnerf": "dnerf_scene", "dynsplat-llff": "llff_scene", "dynsplat-d2rf": "d2rf_scene",
-           "dynsplat-eyeful": "eyeful_scene"}  # fmt: skip
+           "dynsplat-eyeful": "eyeful_scene", "dynsplat-dycheck": "dycheck_scene"}  # fmt: skip
 
 #: Non-default values per parser; "{scene}"/"{tmp}" are filled in. Flags in SECOND_PARSER_BUILD go to a second build.
 _COMMON = {
@@ -47,8 +48,12 @@ PARSER_VALUES: dict[str, dict[str, list[str]]] = {
                         "--transforms-file": ["transforms_half.json"], "--split-source": ["transforms"],
                         "--holdout": ["3"], "--scene-bound": ["3.0"], "--auto-scale-poses": ["False"],
                         "--orientation-method": ["none"], "--center-method": ["none"]},
+    # dycheck: --downscale 1 reads rgb/1x (twice the default 2x width), so it goes to the second build; split.json's
+    # train [0, 1, 2, 3] = both phone frames and camera 1's two val frames (no depth map: None in depth_filenames)
+    "dynsplat-dycheck": {**_COMMON, "--downscale": ["1"], "--use-scene-scale": ["False"]},
 }  # fmt: skip
-SECOND_PARSER_BUILD = {"--train-count", "--split-indices", "--num-random-points", "--random-seed", "--resolution"}
+SECOND_PARSER_BUILD = {"--train-count", "--split-indices", "--num-random-points", "--random-seed", "--resolution",
+                       "--downscale"}  # fmt: skip
 
 
 def _write_inputs(tmp: Path) -> None:
@@ -69,6 +74,11 @@ def _parser_build(parser: str, values: dict[str, list[str]], scene: Path, tmp: P
 
 
 def test_every_dataparser_flag_has_a_value():
+    from importlib.metadata import entry_points
+
+    names = {ep.name for ep in entry_points(group="nerfstudio.dataparser_configs")}
+    registered = {name for name in names if name.startswith("dynsplat-")}
+    assert registered == set(PARSERS), f"dataparsers without a flag check: {sorted(registered - set(PARSERS))}"
     for parser in PARSERS:
         flags = cli_flags("dynsplat-4dgs", parser)
         assert {"--data", "--downscale-factor"} <= flags, parser
@@ -107,4 +117,9 @@ def test_dataparser_flags_reach_the_parser(parser, request, tmp_path):
                 problems.append(f"{parser} --train-count 3: {len(out.image_filenames)} training images")
             if out.metadata["points3D_xyz"].shape[0] != 123:
                 problems.append(f"{parser} --num-random-points 123: {out.metadata['points3D_xyz'].shape[0]} points")
+            if "--downscale" in batch and int(out.cameras.width[0]) != 2 * int(default.cameras.width[0]):
+                problems.append(f"{parser} --downscale 1: width {int(out.cameras.width[0])} (2x folder: default)")
+            for key, files in (out.metadata or {}).items():  # per-frame lists follow the thinned, re-split frames
+                if key.endswith("_filenames") and len(files) != len(out.image_filenames):
+                    problems.append(f"{parser}: {len(files)} {key} for {len(out.image_filenames)} images")
     assert not problems, "\n".join(problems)

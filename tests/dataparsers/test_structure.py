@@ -106,9 +106,10 @@ def test_leaf_modules_stay_leaves(leaf: str):
 
 
 def test_format_readers_are_not_imported_by_shared_modules():
-    """Shared modules (base and below) never import a format (D-NeRF, LLFF, D2RF, EyefulTower)."""
+    """Shared modules (base and below) never import a format (D-NeRF, LLFF, D2RF, EyefulTower, DyCheck)."""
     graph = import_graph(_modules())
-    formats = {"dnerf", "llff", "d2rf", "eyeful"}
+    formats = {"dnerf", "llff", "d2rf", "eyeful", "dycheck"}
+    assert formats <= set(graph), f"format modules not found: {sorted(formats - set(graph))}"
     for name, imports in graph.items():
         if name not in formats:
             assert not imports & formats, f"{name}.py imports the format module(s) {sorted(imports & formats)}"

@@ -135,3 +135,42 @@ def test_the_model_trains_with_the_depth_prior(d2rf_scene):
     assert float(loss_dict["depth_loss"]) > 0
     loss_dict["depth_loss"].backward()
     assert model.gauss_params["means"].grad.abs().sum() > 0
+
+
+def test_an_image_without_a_depth_file_gets_no_depth_term(tmp_path):
+    """A None ``depth_filenames`` entry (a DyCheck val frame moved into train) gives an all-invalid prior: no term."""
+    np.save(tmp_path / "d.npy", np.full((8, 12), 2.0, np.float32))
+    camera = types.SimpleNamespace(width=torch.tensor([12]), height=torch.tensor([8]), distortion_params=None)
+    outputs = types.SimpleNamespace(metadata={"depth_filenames": [tmp_path / "d.npy", None], "depth_kind": "metric"},
+                                    cameras=[camera, camera], dataparser_scale=1.0)  # fmt: skip
+    cached = [{"image": torch.zeros(8, 12, 3)}, {"image": torch.zeros(8, 12, 3)}]
+    attach_depth_priors(cached, outputs)
+    assert torch.equal(cached[0][DEPTH_BATCH_KEY], torch.full((8, 12, 1), 2.0))
+    assert cached[1][DEPTH_BATCH_KEY].shape == (8, 12, 1) and cached[1][DEPTH_BATCH_KEY].isnan().all()
+    render = {"depth": torch.full((8, 12, 1), 3.0), "accumulation": torch.ones(8, 12, 1)}
+    for kind in ("metric", "disparity"):
+        loss = DepthPriorLoss(kind, weight=1.0)
+        assert float(loss(render, {DEPTH_BATCH_KEY: cached[1][DEPTH_BATCH_KEY]}, 0)["depth_loss"]) == 0.0, kind
+    assert float(DepthPriorLoss("metric", 1.0)(render, cached[0], 0)["depth_loss"]) == pytest.approx(1.0)
+
+
+def test_dycheck_val_frames_moved_into_train_by_split_indices(dycheck_scene, tmp_path):
+    """DyCheck ships depth for the phone frames only: split_indices.json may put val frames (no depth) into train."""
+    import json
+
+    from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
+
+    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+
+    (tmp_path / "split.json").write_text(json.dumps({"train": [0, 1, 2, 3], "test": [4, 5]}))
+    parser = DycheckDataParserConfig(data=dycheck_scene, split_indices=tmp_path / "split.json")
+    manager = DynsplatDatamanagerConfig(dataparser=parser).setup(device="cpu")
+    names = manager.train_dataparser_outputs.metadata["frame_names"]
+    assert names == ["0_00000", "0_00001", "1_00000", "1_00001"]
+    for i, item in enumerate(manager.cached_train):
+        prior = item[DEPTH_BATCH_KEY]
+        assert prior.shape == (*item["image"].shape[:2], 1), names[i]
+        if names[i].startswith("0_"):  # the phone: LiDAR depth on the scene's surfaces
+            assert (prior > 0).float().mean() > 0.2, names[i]
+        else:
+            assert prior.isnan().all(), names[i]
