@@ -110,15 +110,23 @@ def find_chromium() -> str | None:
     return None
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Polls ``predicate`` until it returns something truthy; fails with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    details: Callable[[], str] | None = None,
+) -> Any:
+    """Polls ``predicate`` until it returns something truthy; fails with ``what`` (and ``details()``, e.g. the
+    viewer's log) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+            extra = f"\n{details()}" if details is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{extra}")
         time.sleep(interval)
 
 
@@ -339,7 +347,11 @@ def test_ns_viewer_in_headless_chromium(tmp_path):
                 return [i for i, r in enumerate(frames) if max(r) >= MAX_RES] and frames
 
             phase("page loaded")
-            frames = wait_for(full_res_frames, 45, "a full-resolution frame in the viewer")
+            frames = wait_for(
+                full_res_frames, 45, "a full-resolution frame in the viewer",
+                details=lambda: f"frames: {browser.js('window.__resolutions')}\n"
+                f"ns-viewer log:\n{log_path.read_text()[-3000:]}",
+            )  # fmt: skip
             phase(f"full-resolution frame; frame sizes so far {frames}")
             time.sleep(0.5)  # the image message precedes the stats text; let the canvas draw it
             shot = browser.screenshot()
@@ -362,7 +374,11 @@ def test_ns_viewer_in_headless_chromium(tmp_path):
             slider = browser.js(FIND_TIME_SLIDER)
             browser.click(slider["right"] - 1, slider["y"])
             wait_for(lambda: (browser.js(FIND_TIME_SLIDER) or {}).get("value", 0) >= 0.9, 5, "Time to move to 1")
-            later = wait_for(lambda: full_res_frames(seen), 45, "a full-resolution frame after moving Time")
+            later = wait_for(
+                lambda: full_res_frames(seen), 45, "a full-resolution frame after moving Time",
+                details=lambda: f"frames since the click: {browser.js('window.__resolutions')[seen:]}; "
+                f"Time slider: {browser.js(FIND_TIME_SLIDER)}\nns-viewer log:\n{log_path.read_text()[-3000:]}",
+            )  # fmt: skip
             phase(f"full-resolution frame at Time=1; frame sizes since the click {later}")
             time.sleep(0.5)
             shot = browser.screenshot()
