@@ -402,14 +402,22 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
                 render[..., 3:] = 10.0  # splatfacto's depth of an empty render
                 return render, torch.zeros(C, H, W, 1, device=self.device), None
             g = {k: v[keep] for k, v in g.items()}
+        scales, opacities = torch.exp(g["scales"]), torch.sigmoid(g["opacities"]).squeeze(-1)
+        return self._rasterize_call(g, scales, opacities, viewmats, Ks, W, H, sh_degree, mode)
+
+    def _rasterize_call(self, g: dict[str, Tensor], scales: Tensor, opacities: Tensor, *view: Any) -> tuple:
+        """``rasterize()`` of the Gaussians ``g`` with activated ``scales`` [N, 3] and ``opacities`` [N] (a subclass
+        may change them per view, e.g. defocus) seen by ``view`` = (viewmats [C, 4, 4], Ks [C, 3, 3], W, H, sh_degree,
+        render mode); returns (render, alpha, meta)."""
+        viewmats, Ks, W, H, sh_degree, mode = view
         colors = torch.cat((g["features_dc"][:, None, :], g["features_rest"]), dim=1)
         if sh_degree is None:
             colors = torch.sigmoid(colors).squeeze(1)
         return rasterize(
             means=g["means"],
             quats=g["quats"],
-            scales=torch.exp(g["scales"]),
-            opacities=torch.sigmoid(g["opacities"]).squeeze(-1),
+            scales=scales,
+            opacities=opacities,
             colors=colors,
             viewmats=viewmats,
             Ks=Ks,

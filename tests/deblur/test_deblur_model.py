@@ -163,7 +163,7 @@ def test_short_fit_moves_trajectory_and_exposure_towards_the_blur(train_split):
     moving scene): fitting only the trajectory and the exposure lowers the loss, opens the trajectory along x and
     lengthens the exposure."""
     outputs, _ = train_split
-    model, _ = build(outputs, deblur_config(num_virtual_views=3))
+    model, _ = build(outputs, deblur_config(num_virtual_views=3, trajectory_lr=1e-3))  # the mechanics, at a fast rate
     _moving(model)
     camera = train_camera(outputs, IMAGE)
     t, T = float(camera.times), model.exposure.num_frames

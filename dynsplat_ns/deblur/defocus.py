@@ -1,0 +1,137 @@
+"""Defocus during training: per training image a learnable focus distance and aperture (thin-lens circle of confusion).
+
+A point at camera depth ``z`` seen through a lens focused at ``F`` blurs into a disc of radius
+``c = aperture · |1/z − 1/F|`` pixels (``aperture`` in pixel·depth units, as the scene generator's
+:mod:`dynsplat_ns.scenes.blur`). Each Gaussian's footprint grows by it: ``c²`` is added to its 2D covariance, and its
+opacity is scaled by ``sqrt(det Σ / det(Σ + c² I))`` so its energy is conserved (as gsplat's antialiased mode does for
+``eps2d``).
+
+It is done on the rasterizer's *inputs*, so it works unchanged on every backend (our CPU ``rasterize()`` and gsplat's
+CUDA ``rasterization``): adding an isotropic 3D variance ``s²`` to a Gaussian ``R S² Rᵀ`` gives ``R (S² + s² I) Rᵀ``,
+i.e. ``scales' = sqrt(scales² + s²)`` exactly, and with ``s = c · z / fx`` its projection adds ``s² J Jᵀ ≈ c² I``
+pixels² (exactly ``c² I`` at the image centre). The opacity compensation uses that projected term and the projected
+2D covariance (:func:`dynsplat_ns.render.projection.project_gaussians`). ``s`` depends on the camera, so each
+(virtual) view is rasterized with its own inputs; the views of one image share focus and aperture.
+
+Parameters are scale-free, so one learning rate suits every scene: each image has a reference depth ``z0`` (the median
+depth of the Gaussians in front of the camera at its first training render, saved), the focus is ``F = z0 / q`` with
+``q`` learnable (1 at the start) and the aperture is ``b · z0`` with ``b²`` learnable (``b``: the circle of confusion in
+pixels of a point at half the focus distance, ``c = b · |z0/z − q|``). ``b²`` starts at zero, so the blur is exactly the
+identity at initialisation: ``s² = 0`` gives the Gaussians' own scales and opacities, values and gradients. ``b²`` is
+learned rather than ``b`` because ``s²`` is linear in it: its gradient at zero is not zero (the circle of confusion
+enters squared). Its value is ``max(b², 0)`` with the gradient passed straight through, so an aperture pushed below
+zero early (while the scene is still blurry) can open again; the parameter is kept above ``-COC_SQ_FLOOR``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from dynsplat_ns.render.projection import project_gaussians
+
+#: Lowest value of the b² parameter (pixels²): a closed aperture re-opens within a few steps.
+COC_SQ_FLOOR = 0.25
+#: Gaussians closer than this (camera z) are culled by the rasterizer; their blur uses depth 1 instead.
+NEAR = 0.01
+
+
+class DefocusBlur(nn.Module):
+    """Per-image thin-lens defocus: tables of b² (pixels²), relative inverse focus ``q`` and reference depth ``z0``.
+
+    Args:
+        num_images: number of training images (the camera optimizer's indexing: ``camera.metadata["cam_idx"]``).
+    """
+
+    def __init__(self, num_images: int) -> None:
+        super().__init__()
+        n = max(int(num_images), 1)
+        self.coc_sq = nn.Parameter(torch.zeros(n))  # [n] b², pixels² (value clamped at 0)
+        self.focus_rel = nn.Parameter(torch.ones(n))  # [n] q: focus distance = z0 / q
+        # Each image's reference depth z0, set at its first training render (0: not yet); saved, so a resumed run
+        # keeps the scale of the learned values.
+        self.register_buffer("ref_depth", torch.zeros(n))
+
+    def aperture(self, image: int | Tensor | None = None) -> Tensor:
+        """Aperture in pixel·depth units (``c = aperture · |1/z − 1/focus|``), of one image or all [n]."""
+        b2 = self.coc_sq if image is None else self.coc_sq[image]
+        z0 = self.ref_depth if image is None else self.ref_depth[image]
+        return b2.detach().clamp(min=0.0).sqrt() * z0
+
+    def focus(self, image: int | Tensor | None = None) -> Tensor:
+        """Focus distance of one image or all [n] (0 before the first render of the image)."""
+        q = self.focus_rel if image is None else self.focus_rel[image]
+        z0 = self.ref_depth if image is None else self.ref_depth[image]
+        return z0 / q.detach()
+
+    def coc_sq_value(self, image: int) -> Tensor:
+        """``max(b², 0)`` of ``image`` with the gradient passed straight through (see the module docstring)."""
+        with torch.no_grad():
+            self.coc_sq.clamp_(min=-COC_SQ_FLOOR)
+        p = self.coc_sq[image]
+        return p + (p.clamp(min=0.0) - p).detach()
+
+    @torch.no_grad()
+    def maybe_init(self, image: int, depths: Tensor) -> None:
+        """Sets ``image``'s reference depth (and initial focus) to the median of ``depths`` [N] in front of the
+        camera, once."""
+        if float(self.ref_depth[image]) > 0:
+            return
+        ahead = depths[depths > NEAR]
+        if ahead.numel() > 0:
+            self.ref_depth[image] = ahead.float().median().to(self.ref_depth)
+
+    def blur_inputs(
+        self,
+        image: int,
+        means: Tensor,
+        quats: Tensor,
+        scales: Tensor,
+        opacities: Tensor,
+        viewmat: Tensor,
+        K: Tensor,
+        width: int,
+        height: int,
+        eps2d: float = 0.3,
+    ) -> tuple[Tensor, Tensor]:
+        """Scales and opacities of the Gaussians as seen defocused by one camera of image ``image``.
+
+        Args:
+            image: the training image (row of the tables).
+            means: centres [N, 3] (at the view's time).
+            quats: rotations [N, 4].
+            scales: log-scales [N, 3] (the raw parameters; the result is activated).
+            opacities: activated opacities [N].
+            viewmat: world-to-camera (OpenCV) [4, 4] or [1, 4, 4].
+            K: intrinsics [3, 3] or [1, 3, 3].
+            width, height: image size in pixels.
+            eps2d: the rasterizer's 2D blur (part of the footprint whose energy the compensation conserves).
+
+        Returns:
+            ``(scales' [N, 3], opacities' [N])``, activated; exactly ``(exp(scales), opacities)`` (values and
+            gradients) while the aperture is zero.
+        """
+        viewmat, K = viewmat.reshape(1, 4, 4), K.reshape(1, 3, 3)
+        activated = torch.exp(scales)
+        proj = project_gaussians(means, quats, activated, viewmat, K, width, height, eps2d=eps2d)
+        z = proj.depths[0]  # [N]
+        self.maybe_init(image, z.detach())
+        z0 = self.ref_depth[image].clamp(min=NEAR)
+        zs = torch.where(z > NEAR, z, torch.ones_like(z))
+        fx, fy = K[0, 0, 0], K[0, 1, 1]
+        # s = c z / fx with c = b |z0/z - q|: s² = b² (z0 - q z)² / fx², in world units².
+        var3d = self.coc_sq_value(image) * (z0 - self.focus_rel[image] * zs).square() / (fx * fx)  # [N]
+        # sqrt(scale² + s²) in log space: exactly exp(scales) (value and gradient) when s² = 0.
+        new_scales = torch.exp(scales + 0.5 * torch.log1p(var3d[:, None] * torch.exp(-2.0 * scales)))
+        # The projected added covariance s² J Jᵀ (J: pinhole Jacobian at the centre), and the energy compensation.
+        rot, trans = viewmat[0, :3, :3], viewmat[0, :3, 3]
+        x, y, _ = (means @ rot.T + trans).unbind(-1)
+        iz2 = 1.0 / (zs * zs)
+        dxx = var3d * fx * fx * iz2 * (1.0 + x * x * iz2)
+        dyy = var3d * fy * fy * iz2 * (1.0 + y * y * iz2)
+        dxy = var3d * fx * fy * x * y * iz2 * iz2
+        a, b, c = proj.covars2d[0].unbind(-1)  # includes eps2d
+        det = (a * c - b * b).clamp(min=1e-10)
+        extra = a * dyy + c * dxx - 2.0 * b * dxy + (dxx * dyy - dxy * dxy)
+        compensation = torch.rsqrt(1.0 + extra / det)  # extra >= 0 (a PSD term)
+        return new_scales, opacities * compensation
