@@ -43,8 +43,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .camera_models import model_rays
 from .llff import check_out_dir
-from .synthetic import Scene, default_scene, look_at, model_rays, spherical_eye, surface_points, to_uint8, trace_rays
+from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays
 
 OWNED = ["camera", "rgb", "depth", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
          "extra.json", "points.npy"]  # fmt: skip

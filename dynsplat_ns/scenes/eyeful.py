@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .camera_models import model_rays
 from .llff import BACKGROUND, check_out_dir
-from .synthetic import Scene, default_scene, look_at, model_rays, over_background, to_uint8, trace_rays
+from .synthetic import Scene, default_scene, look_at, over_background, to_uint8, trace_rays
 
 #: Full resolution declared in cameras.json (portrait, like EyefulTower's 5784x8660 photos).
 ORIGINAL_SIZE = (96, 144)

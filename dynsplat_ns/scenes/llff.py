@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .camera_models import model_rays
 from .colmap_writer import ColmapCamera, ColmapImage, w2c_from_opengl_c2w, write_model
 from .synthetic import (
     Scene,
     default_scene,
     depth_bounds,
     forward_facing_poses,
-    model_rays,
     opengl_to_llff,
     over_background,
     surface_points,

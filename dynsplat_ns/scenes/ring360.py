@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .camera_models import model_rays
 from .eyeful import EYEFUL_FROM_OURS, subsample, to_transforms
 from .llff import check_out_dir, poses_bounds_rows
-from .synthetic import intersect_box, intersect_sphere, look_at, model_rays, to_uint8
+from .synthetic import intersect_box, intersect_sphere, look_at, to_uint8
 
 Vec3 = tuple[float, float, float]
 

@@ -15,7 +15,8 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataPars
 from PIL import Image, ImageFile
 
 from dynsplat_ns.scenes import eyeful as make_eyeful_scene
-from dynsplat_ns.scenes.synthetic import default_scene, model_rays, over_background, trace_rays
+from dynsplat_ns.scenes.camera_models import model_rays
+from dynsplat_ns.scenes.synthetic import default_scene, over_background, trace_rays
 
 TEST_IDS = ["1/DSC0001", "2/DSC0001", "3/DSC0001"]  # rig spot 1 (test_every=4)
 
