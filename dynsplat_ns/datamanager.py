@@ -20,6 +20,7 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
+from dynsplat_ns.camera_batches import CameraBatchMixin
 from dynsplat_ns.errors import DynsplatError, ImageFileError, exit_on_user_error
 from dynsplat_ns.priors import MOTION_MASKS_KEY, attach_depth_priors, motion_masks_for_seeding
 
@@ -76,9 +77,14 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     """When the dataparser's seed points are random (no SfM points or PLY), replace them at the start of training by
     up to this many points estimated from the training images by plane-sweep stereo (dynsplat_ns/seeding.py); 0 keeps
     the random points."""
+    cameras_per_step: int = 1
+    """Training cameras rendered per step (per rank): K images are taken from nerfstudio's random camera order, K at
+    a time, rendered together (one multi-camera rasterize() call per distinct time) and the loss is the mean over
+    the K views. 1: nerfstudio's one image per step. With several ranks (dynsplat-train / torchrun) each rank takes
+    its own K of the same order, so N ranks x K cameras use the cameras of one 1-rank step with N*K."""
 
 
-class DynsplatDatamanager(FullImageDatamanager[DynsplatInputDataset]):
+class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDataset]):
     """FullImageDatamanager that never pins memory when there is no CUDA device and reports broken images by path.
 
     For training (``test_mode="val"``) it decodes every train and eval image at setup (nerfstudio would do so at the

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+import torch
+from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns import distributed
 from dynsplat_ns.checkpoints import CheckpointMixin
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.schedules import DEFAULT_MAX_STEPS, fit_optimizer_groups, static_warmup_steps, stop_split_at
@@ -143,5 +146,28 @@ class DynsplatTrainer(CheckpointMixin, Trainer):
     def __init__(self, config: TrainerConfig, local_rank: int = 0, world_size: int = 1) -> None:
         resolved, info = resolve_run_schedules(config)
         super().__init__(resolved, local_rank=local_rank, world_size=world_size)
-        if local_rank == 0:
+        if distributed.active() and self.device.startswith("cuda"):
+            torch.cuda.set_device(self.device)  # NCCL collectives run on this rank's device
+        if distributed.rank() == 0:
             CONSOLE.print(describe(info))
+
+    # ---- several ranks (dynsplat_ns.distributed; all no-ops with one process) ------------------------------------
+    def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
+        """nerfstudio's setup; with several ranks, then rank 0's model on every rank, rank-synchronised densification,
+        and files written by rank 0 only."""
+        super().setup(test_mode=test_mode)
+        distributed.prepare_model(self.pipeline.model)
+        outputs = getattr(self.pipeline.datamanager, "train_dataparser_outputs", None)
+        if distributed.rank() != 0 and outputs is not None:
+            outputs.save_dataparser_transform = lambda path: None  # rank 0 writes dataparser_transforms.json
+
+    def setup_optimizers(self) -> Optimizers:
+        """nerfstudio's optimizers; with several ranks they average the gradients across ranks before each step."""
+        if not distributed.active():
+            return super().setup_optimizers()
+        return distributed.RankAveragedOptimizers(self.config.optimizers.copy(), self.pipeline.get_param_groups())
+
+    def eval_iteration(self, step: int) -> None:
+        """nerfstudio's evaluation, on rank 0 only (it alone logs; the others go on training)."""
+        if distributed.rank() == 0:
+            super().eval_iteration(step)

@@ -144,10 +144,29 @@ class DynsplatPipeline(VanillaPipeline):
         allow_nerfstudio_checkpoints()  # checkpoints written before CheckpointMixin (numpy scalars)
         ensure_ffmpeg_for_ns_render()  # ns-render only
         use_saved_viewer_host()  # ns-viewer only
+        # Never DDP-wrapped (nerfstudio wraps for world_size > 1): densification replaces the Gaussian parameters, and
+        # the ranks are kept in step by dynsplat_ns.distributed (gradient averaging, synchronised densification).
+        world_size = int(kwargs.pop("world_size", 1))
         with exit_on_user_error():
-            super().__init__(config, device, test_mode=test_mode, **kwargs)
+            super().__init__(config, device, test_mode=test_mode, world_size=1, **kwargs)
+        self.world_size = world_size
+        if getattr(self.datamanager.config, "cameras_per_step", 1) > 1:  # screen-size statistic: max over the views
+            from dynsplat_ns.models.multi_view import use_view_max_strategy
+
+            use_view_max_strategy(self.model)
         # nerfstudio's Viewer sets up the ViewerControls of the pipeline it shows: CPU "Max res", first view.
         self.viewer_defaults = DynsplatViewerControl()
+
+    def get_train_loss_dict(self, step: int):
+        """nerfstudio's training step; with ``--pipeline.datamanager.cameras-per-step`` K > 1, K cameras rendered
+        together and the losses averaged over them (:mod:`dynsplat_ns.models.multi_view`)."""
+        if getattr(self.datamanager.config, "cameras_per_step", 1) == 1:
+            return super().get_train_loss_dict(step)
+        from dynsplat_ns.models.multi_view import multi_view_train_step
+
+        cameras, batches = self.datamanager.next_train_views(step)
+        with exit_on_user_error():
+            return multi_view_train_step(self.model, cameras, batches)
 
     # ---- checkpoint state ----------------------------------------------------------------------------------------
     @property
