@@ -317,6 +317,8 @@ MOTION_CHECKS = {
               64),
         Check("--pipeline.model.motion.velocity-weight", ["0.5"], attr("pipeline.model.motion.config.velocity_weight"),
               0.5),
+        Check("--pipeline.model.motion.magnitude-weight", ["0.5"],
+              attr("pipeline.model.motion.config.magnitude_weight"), 0.5),  # the loss: tests/motion/test_motion_marbles
     ],
 }
 # fmt: on

@@ -57,3 +57,20 @@ def test_regularisers_zero_at_init_positive_when_moving():
     gs["marble_offsets"] = torch.randn(100, 5, 3)
     reg = model.regularization(gs, 0.5)
     assert reg["velocity_smoothness"].item() > 0 and reg["isometry"].item() > 0
+
+
+def test_offset_magnitude_pulls_unneeded_offsets_back_to_zero():
+    """A drift shared by neighbouring frames (a linear-in-time path) is invisible to the second-difference smoothness
+    but not to the magnitude term, whose gradient points every offset back to zero."""
+    model, gs = _model(magnitude_weight=2.0)
+    reg = model.regularization(gs, 0.5)
+    assert reg["offset_magnitude"].item() == 0.0
+    drift = torch.linspace(0.0, 1.0, 5)[None, :, None] * torch.tensor([0.3, 0.0, 0.0])
+    gs["marble_offsets"] = drift.expand(100, 5, 3).clone().requires_grad_(True)
+    reg = model.regularization(gs, 0.5)
+    assert reg["velocity_smoothness"].item() < 1e-10  # a linear path: no second difference
+    assert reg["offset_magnitude"].item() == pytest.approx(2.0 * drift.abs().mean().item())
+    reg["offset_magnitude"].backward()
+    grad = gs["marble_offsets"].grad
+    assert (grad[:, 1:, 0] > 0).all() and (grad[:, :, 1:] == 0).all()
+    assert "offset_magnitude" not in _model()[0].regularization(gs, 0.5)  # weight 0: no term
