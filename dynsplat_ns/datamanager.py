@@ -82,6 +82,14 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     a time, rendered together (one multi-camera rasterize() call per distinct time) and the loss is the mean over
     the K views. 1: nerfstudio's one image per step. With several ranks (dynsplat-train / torchrun) each rank takes
     its own K of the same order, so N ranks x K cameras use the cameras of one 1-rank step with N*K."""
+    cache_bytes: int = 0
+    """0: every training image is decoded into RAM at setup (nerfstudio's behaviour). N > 0: training images are
+    decoded (and undistorted) on first use into an LRU cache of at most N bytes of tensors, with the next cameras of
+    the training order decoded in a background thread; same batches and camera order, memory independent of the
+    number of images (dynsplat_ns/image_cache.py). Eval images are still all decoded."""
+    prefetch_images: int = 4
+    """With cache_bytes > 0: how many of the next training cameras to decode ahead in the background (at most as many
+    as fit in the cache next to the image in use); 0 decodes on demand only."""
 
 
 class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDataset]):
@@ -129,6 +137,16 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
         )
 
     def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
+        if split == "train" and self.config.cache_bytes > 0:  # decode on demand into a bounded cache
+            from dynsplat_ns.image_cache import LazyTrainImages
+
+            with exit_on_user_error():
+                lazy = LazyTrainImages(
+                    self.train_dataset, self.config.cache_images_type, self.config.cache_bytes,
+                    self.config.prefetch_images, lambda: self.train_unseen_cameras, self.train_dataparser_outputs,
+                )  # fmt: skip
+            self.train_cameras = self.train_dataset.cameras.to(self.device)  # with the undistorted intrinsics
+            return lazy
         if cache_images_device == "cpu" and not torch.cuda.is_available():
             cache_images_device = "gpu"  # nerfstudio's "gpu" means "self.device", which is the CPU here: no pinning
         with exit_on_user_error():  # a broken image: one line naming it (ns-eval decodes eval images lazily)

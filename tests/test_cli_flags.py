@@ -60,8 +60,11 @@ LATER: dict[str, str] = {
     "--machine.dist-url": "ns-train's launch(), before the trainer is built",
     "--viewer.*": "nerfstudio's viewer, started by Trainer.setup() only with --vis viewer (not here; tests/viewer/)",
     "--pipeline.datamanager.stereo-seeds": "DynsplatDatamanager's seed points at setup (tests/test_seeding.py)",
+    "--pipeline.datamanager.cameras-per-step": "DynsplatPipeline's training step (tests/test_cameras_per_step.py)",
+    "--pipeline.datamanager.cache-bytes": "the bounded training-image cache (tests/test_image_cache.py)",
+    "--pipeline.datamanager.prefetch-images": "the bounded cache's prefetch thread (tests/test_image_cache.py)",
     "--pipeline.datamanager.*": "nerfstudio's FullImageDatamanager options (caching, sampling), read by nerfstudio's "
-    "own datamanager code, which DynsplatDatamanager inherits unchanged (it only names undecodable images)",
+    "own datamanager code, which DynsplatDatamanager inherits (beside the options above, it names undecodable images)",
     "--pipeline.model.sh-degree-interval": "read from the model's config at every render (sh degree schedule)",
     "--pipeline.model.ssim-lambda": "read from the model's config by every loss (splatfacto's get_loss_dict)",
 }
@@ -317,6 +320,8 @@ MOTION_CHECKS = {
               64),
         Check("--pipeline.model.motion.velocity-weight", ["0.5"], attr("pipeline.model.motion.config.velocity_weight"),
               0.5),
+        Check("--pipeline.model.motion.stillness-weight", ["0.5"],
+              attr("pipeline.model.motion.config.stillness_weight"), 0.5),  # the loss: tests/motion/test_motion_marbles
         Check("--pipeline.model.motion.magnitude-weight", ["0.5"],
               attr("pipeline.model.motion.config.magnitude_weight"), 0.5),  # the loss: tests/motion/test_motion_marbles
     ],

@@ -1,0 +1,250 @@
+"""Training images decoded on demand into a cache bounded in bytes (``--pipeline.datamanager.cache-bytes``).
+
+nerfstudio's ``FullImageDatamanager`` decodes (and undistorts) every training image once and keeps all of them in RAM,
+so memory grows with the number of images. With ``cache_bytes > 0`` the datamanager's ``cached_train`` is instead a
+:class:`LazyTrainImages`: a sequence of the same dicts (``image``, ``image_idx``, ``mask``, ``depth_prior``, ...) that
+decodes image ``i`` when ``cached_train[i]`` is first read, keeps the most recently used ones while their tensors fit
+``cache_bytes``, and decodes the next cameras of the training order (``train_unseen_cameras``) in a background thread.
+
+The camera order (nerfstudio's random permutation, ``CameraBatchMixin`` K at a time) is unchanged: the datamanager
+still pops indices from ``train_unseen_cameras``; only where the image of an index comes from differs. Each image is
+decoded and undistorted exactly as nerfstudio's ``_load_images`` does it (same ``get_data``, same
+``_undistort_image``, from the cameras as they were before undistortion), so batches are bit-identical to the full
+cache. The undistorted intrinsics (fx, fy, cx, cy, width, height), which nerfstudio writes into the dataset's cameras
+while caching, are computed once at setup from the camera parameters alone (no image is decoded for them). Depth priors
+(:mod:`dynsplat_ns.priors`) are read with their image and ride in its dict, so depth losses work in this mode.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from copy import deepcopy
+from typing import Any
+
+import numpy as np
+import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_image
+
+from dynsplat_ns.errors import exit_on_user_error
+from dynsplat_ns.priors import DEPTH_BATCH_KEY, depth_kind, load_depth_prior
+
+
+def _has_distortion(camera: Cameras) -> bool:
+    return camera.distortion_params is not None and not bool(torch.all(camera.distortion_params == 0))
+
+
+def undistort_sample(camera: Cameras, data: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """nerfstudio's per-image undistortion (``_load_images.undistort_idx``) without writing the dataset's cameras.
+
+    Args:
+        camera: The image's camera as the dataset had it before any undistortion, shape ().
+        data: ``get_data``'s dict (modified in place: ``image``, ``mask``).
+
+    Returns:
+        The dict and the undistorted 3x3 intrinsics (None when the camera has no distortion).
+    """
+    assert data["image"].shape[1] == camera.width.item() and data["image"].shape[0] == camera.height.item(), (
+        f"The size of image ({data['image'].shape[1]}, {data['image'].shape[0]}) loaded "
+        f"does not match the camera parameters ({camera.width.item(), camera.height.item()})"
+    )
+    if not _has_distortion(camera):
+        return data, None
+    K = camera.get_intrinsics_matrices().numpy()
+    image = data["image"].numpy()
+    K, image, mask = _undistort_image(camera, camera.distortion_params.numpy(), data, image, K)
+    data["image"] = torch.from_numpy(image)
+    if mask is not None:
+        data["mask"] = mask
+    return data, K
+
+
+def nbytes(item: dict[str, Any]) -> int:
+    """Bytes held by the tensors of one cached image dict."""
+    return sum(int(v.numel() * v.element_size()) for v in item.values() if isinstance(v, torch.Tensor))
+
+
+class LazyTrainImages(Sequence):
+    """The training images as a sequence of nerfstudio's cached dicts, decoded on demand into a bounded LRU cache.
+
+    Args:
+        dataset: The training InputDataset (its ``cameras`` get the undistorted intrinsics at construction).
+        image_type: ``cache_images_type`` ("uint8" or "float32").
+        cache_bytes: Bound on the bytes of the cached tensors (an image larger than the bound is returned, not kept).
+        prefetch: How many of the next cameras of the training order to decode in the background (0: none).
+        upcoming: Returns the next training indices in order (the datamanager's ``train_unseen_cameras``).
+        outputs: The training split's DataparserOutputs (for depth priors; None: no depth priors).
+    """
+
+    def __init__(
+        self,
+        dataset,
+        image_type: str,
+        cache_bytes: int,
+        prefetch: int = 0,
+        upcoming: Callable[[], Sequence[int]] | None = None,
+        outputs=None,
+    ) -> None:
+        if cache_bytes <= 0:
+            raise ValueError(f"cache_bytes must be positive, got {cache_bytes}")
+        self._dataset = dataset
+        self._image_type = image_type
+        self.cache_bytes = int(cache_bytes)
+        self.prefetch = max(0, int(prefetch))
+        self._upcoming = upcoming
+        self._original_cameras = deepcopy(dataset.cameras)  # before undistortion: what each decode starts from
+        self._depth = self._depth_setup(outputs, len(dataset))
+        self._cache: OrderedDict[int, dict[str, Any]] = OrderedDict()
+        self._pending: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._item_bytes = 0  # size of the last decoded image, to size the prefetch
+        self.held_bytes = 0
+        """Bytes of the tensors in the cache now."""
+        self.peak_bytes = 0
+        """Most bytes the cache ever held."""
+        self.decodes = 0
+        """Images decoded so far (foreground and prefetch)."""
+        self.prefetched = 0
+        """Images decoded by the background prefetch."""
+        self._undistort_intrinsics()
+
+    @staticmethod
+    def _depth_setup(outputs, n: int) -> tuple | None:
+        metadata = (outputs.metadata or {}) if outputs is not None else {}
+        kind = depth_kind(metadata)
+        if kind is None:
+            return None
+        files = metadata["depth_filenames"]
+        if len(files) != n:
+            raise ValueError(f"metadata['depth_filenames'] has {len(files)} files for {n} training images")
+        scale = float(metadata.get("depth_unit_scale_factor", 1.0)) * float(outputs.dataparser_scale)
+        return files, kind, scale, outputs.cameras
+
+    def _undistort_intrinsics(self) -> None:
+        """Writes the undistorted intrinsics into the dataset's cameras, as nerfstudio's caching does, from a blank
+        image of each distorted camera's size (the new intrinsics depend on the camera only)."""
+        cameras = self._dataset.cameras
+        for idx in range(len(self._dataset)):
+            camera = self._original_cameras[idx].reshape(())
+            if not _has_distortion(camera):
+                continue
+            blank = torch.zeros((int(camera.height.item()), int(camera.width.item()), 3), dtype=torch.uint8)
+            data, K = undistort_sample(camera, {"image": blank})
+            cameras.fx[idx] = float(K[0, 0])
+            cameras.fy[idx] = float(K[1, 1])
+            cameras.cx[idx] = float(K[0, 2])
+            cameras.cy[idx] = float(K[1, 2])
+            cameras.width[idx] = data["image"].shape[1]
+            cameras.height[idx] = data["image"].shape[0]
+
+    def decode(self, idx: int) -> dict[str, Any]:
+        """Image ``idx`` as nerfstudio caches it (decoded, undistorted, with its depth prior); not cached."""
+        data = self._dataset.get_data(idx, image_type=self._image_type)
+        data, _ = undistort_sample(self._original_cameras[idx].reshape(()), data)
+        if self._depth is not None:
+            files, kind, scale, cameras = self._depth
+            image = data["image"]
+            if files[idx] is None:
+                depth = torch.full((*image.shape[:2], 1), float("nan"), dtype=torch.float32)
+            else:
+                depth = load_depth_prior(files[idx], cameras[idx], tuple(image.shape[:2]), kind, scale)
+            data[DEPTH_BATCH_KEY] = depth
+        return data
+
+    def __len__(self) -> int:
+        return len(self._dataset)
+
+    def __getitem__(self, idx):  # type: ignore[override]
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        idx = int(idx)
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(idx)
+        item = self._get(idx)
+        self._schedule_prefetch()
+        return item
+
+    def _get(self, idx: int) -> dict[str, Any]:
+        with self._lock:
+            if idx in self._cache:
+                self._cache.move_to_end(idx)
+                return self._cache[idx]
+            future = self._pending.get(idx)
+        if future is not None:
+            try:
+                return future.result()
+            except Exception:  # noqa: BLE001 - decode again below, so the error surfaces here, naming the file
+                pass
+        with exit_on_user_error():  # a broken image: one line naming it, as at setup in the full-cache mode
+            item = self.decode(idx)
+        with self._lock:
+            self._store(idx, item)
+        return item
+
+    def _store(self, idx: int, item: dict[str, Any]) -> None:
+        """Inserts under the lock, evicting least recently used images so the cache stays within its bound."""
+        size = nbytes(item)
+        self.decodes += 1
+        self._item_bytes = size
+        if idx in self._cache or size > self.cache_bytes:
+            return
+        while self._cache and self.held_bytes + size > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self.held_bytes -= nbytes(old)
+        self._cache[idx] = item
+        self.held_bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+
+    def _prefetch_one(self, idx: int) -> dict[str, Any]:
+        try:
+            with self._lock:
+                if idx in self._cache:
+                    return self._cache[idx]
+            item = self.decode(idx)
+            with self._lock:
+                self._store(idx, item)
+                self.prefetched += 1
+            return item
+        finally:
+            with self._lock:
+                self._pending.pop(idx, None)
+
+    def _schedule_prefetch(self) -> None:
+        """Starts decoding the next cameras of the training order that are not cached, as many as fit next to the
+        image just returned."""
+        if self.prefetch == 0 or self._upcoming is None or self._item_bytes == 0:
+            return
+        fit = self.cache_bytes // self._item_bytes - 1  # keep room for the image being used
+        count = min(self.prefetch, fit)
+        if count <= 0:
+            return
+        with self._lock:
+            todo = [i for i in list(self._upcoming())[:count] if i not in self._cache and i not in self._pending]
+            if not todo:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsplat-prefetch")
+            for i in todo:
+                self._pending[i] = self._executor.submit(self._prefetch_one, i)
+
+    def wait_prefetch(self) -> None:
+        """Blocks until the background decodes scheduled so far are done (tests, benchmarks)."""
+        with self._lock:
+            futures = list(self._pending.values())
+        for future in futures:
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - surfaced when the image is requested
+                pass
+
+    def close(self) -> None:
+        """Stops the prefetch thread (pending decodes finish first)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None

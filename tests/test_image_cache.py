@@ -1,0 +1,106 @@
+"""``--pipeline.datamanager.cache-bytes``: training images decoded on demand into a bounded cache give the same
+batches, in the same order, as nerfstudio's full cache (dynsplat_ns/image_cache.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+
+from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.image_cache import LazyTrainImages, nbytes
+from dynsplat_ns.priors import DEPTH_BATCH_KEY
+
+STEPS = 15  # 12 training images: crosses into nerfstudio's second random permutation
+
+
+def _manager(parser, **kwargs):
+    kwargs.setdefault("stereo_seeds", 0)
+    return DynsplatDatamanagerConfig(dataparser=parser, **kwargs).setup(device="cpu")
+
+
+def _bound(manager) -> int:
+    """~2.5 images of this scene."""
+    return int(2.5 * nbytes(manager.cached_train[0]))
+
+
+def _run(manager, steps: int = STEPS) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+    out = []
+    for step in range(steps):
+        camera, batch = manager.next_train(step)
+        fields = [camera.fx, camera.fy, camera.cx, camera.cy, camera.width.float(), camera.height.float()]
+        intrinsics = torch.cat(fields + ([camera.times] if camera.times is not None else [])).flatten()
+        out.append((int(batch["image_idx"]), batch["image"].clone(), intrinsics))
+        lazy = manager.cached_train
+        if isinstance(lazy, LazyTrainImages):
+            lazy.wait_prefetch()
+            assert lazy.held_bytes <= lazy.cache_bytes
+    return out
+
+
+def _assert_same(got, want) -> None:
+    assert [g[0] for g in got] == [w[0] for w in want]  # same camera order
+    for (_, image, intr), (_, image_ref, intr_ref) in zip(got, want, strict=True):
+        assert torch.equal(image, image_ref)
+        assert torch.equal(intr, intr_ref)
+
+
+@pytest.mark.parametrize("prefetch", [0, 4], ids=["no-prefetch", "prefetch"])
+def test_bounded_cache_gives_the_full_cache_batches_in_order(dnerf_scene, prefetch):
+    parser = DNeRFDataParserConfig(data=dnerf_scene)
+    full = _manager(parser)
+    bound = _bound(full)
+    lazy_manager = _manager(DNeRFDataParserConfig(data=dnerf_scene), cache_bytes=bound, prefetch_images=prefetch)
+    lazy = lazy_manager.cached_train
+    assert isinstance(lazy, LazyTrainImages) and len(lazy) == len(full.cached_train) == 12
+    _assert_same(_run(lazy_manager), _run(full))
+    assert 0 < lazy.peak_bytes <= bound  # never more than the bound: at most 2 of the 12 images held
+    assert len(lazy._cache) <= 2
+    assert lazy.decodes >= STEPS - 2  # decoded on demand, not cached once and for all
+    assert (lazy.prefetched > 0) == (prefetch > 0)  # the background thread did decode the next cameras
+    lazy.close()
+
+
+def test_several_cameras_per_step_with_the_bounded_cache(dnerf_scene):
+    full = _manager(DNeRFDataParserConfig(data=dnerf_scene), cameras_per_step=3)
+    bound = _bound(full)
+    lazy_manager = _manager(DNeRFDataParserConfig(data=dnerf_scene), cameras_per_step=3, cache_bytes=bound)
+    for step in range(5):
+        cams, batches = full.next_train_views(step)
+        lazy_cams, lazy_batches = lazy_manager.next_train_views(step)
+        assert torch.equal(cams.metadata["cam_idx"], lazy_cams.metadata["cam_idx"])
+        assert all(torch.equal(a["image"], b["image"]) for a, b in zip(batches, lazy_batches, strict=True))
+        lazy_manager.cached_train.wait_prefetch()
+        assert lazy_manager.cached_train.held_bytes <= bound
+    lazy_manager.cached_train.close()
+
+
+def test_default_keeps_every_image_decoded_like_nerfstudio(dnerf_scene):
+    ours = _manager(DNeRFDataParserConfig(data=dnerf_scene))
+    assert type(ours.cached_train) is list and len(ours.cached_train) == 12  # cache_bytes=0: decoded at setup
+    theirs = FullImageDatamanagerConfig(dataparser=DNeRFDataParserConfig(data=dnerf_scene)).setup(device="cpu")
+    _assert_same(_run(ours), _run(theirs))
+
+
+def test_distorted_cameras_are_undistorted_the_same_way(eyeful_scene):
+    from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
+
+    full = _manager(EyefulDataParserConfig(data=eyeful_scene))
+    lazy_manager = _manager(EyefulDataParserConfig(data=eyeful_scene), cache_bytes=_bound(full))
+    assert torch.any(full.train_dataparser_outputs.cameras.distortion_params != 0)  # the scene is distorted
+    for name in ("fx", "fy", "cx", "cy", "width", "height"):  # intrinsics known before any image is decoded
+        assert torch.equal(getattr(lazy_manager.train_cameras, name), getattr(full.train_cameras, name))
+    _assert_same(_run(lazy_manager, 6), _run(full, 6))
+    lazy_manager.cached_train.close()
+
+
+def test_depth_priors_reach_the_batch(d2rf_scene):
+    full = _manager(D2RFDataParserConfig(data=d2rf_scene, image_source="sharp"))
+    lazy_manager = _manager(D2RFDataParserConfig(data=d2rf_scene, image_source="sharp"), cache_bytes=_bound(full))
+    for step in range(4):
+        _, batch = full.next_train(step)
+        _, lazy_batch = lazy_manager.next_train(step)
+        assert torch.equal(batch[DEPTH_BATCH_KEY], lazy_batch[DEPTH_BATCH_KEY])
+    lazy_manager.cached_train.close()
