@@ -74,3 +74,19 @@ def test_offset_magnitude_pulls_unneeded_offsets_back_to_zero():
     grad = gs["marble_offsets"].grad
     assert (grad[:, 1:, 0] > 0).all() and (grad[:, :, 1:] == 0).all()
     assert "offset_magnitude" not in _model()[0].regularization(gs, 0.5)  # weight 0: no term
+
+
+def test_offset_stillness_stops_a_slow_drift_but_not_a_constant_shift():
+    """Total variation in time: zero for a Gaussian shifted by the same offset at every frame (it is static), positive
+    for a drift shared by neighbouring frames, which the second-difference smoothness does not see."""
+    model, gs = _model(stillness_weight=3.0)
+    gs["marble_offsets"] = torch.full((100, 5, 3), 0.4)
+    assert model.regularization(gs, 0.5)["offset_stillness"].item() == 0.0
+    drift = torch.linspace(0.0, 1.0, 5)[None, :, None] * torch.tensor([0.2, 0.0, 0.0])
+    gs["marble_offsets"] = drift.expand(100, 5, 3).clone().requires_grad_(True)
+    reg = model.regularization(gs, 0.5)
+    assert reg["velocity_smoothness"].item() < 1e-10
+    assert reg["offset_stillness"].item() == pytest.approx(3.0 * 0.05 / 3, rel=1e-5)  # |Δ| = 0.05 on x only
+    reg["offset_stillness"].backward()
+    grad = gs["marble_offsets"].grad[:, :, 0]
+    assert (grad[:, 0] < 0).all() and (grad[:, -1] > 0).all()  # the ends are pulled together
