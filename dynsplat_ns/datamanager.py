@@ -82,11 +82,12 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     a time, rendered together (one multi-camera rasterize() call per distinct time) and the loss is the mean over
     the K views. 1: nerfstudio's one image per step. With several ranks (dynsplat-train / torchrun) each rank takes
     its own K of the same order, so N ranks x K cameras use the cameras of one 1-rank step with N*K."""
-    cache_bytes: int = 0
+    cache_bytes: int = -1
     """0: every training image is decoded into RAM at setup (nerfstudio's behaviour). N > 0: training images are
     decoded (and undistorted) on first use into an LRU cache of at most N bytes of tensors, with the next cameras of
     the training order decoded in a background thread; same batches and camera order, memory independent of the
-    number of images (dynsplat_ns/image_cache.py). Eval images are still all decoded."""
+    number of images (dynsplat_ns/image_cache.py). -1 (auto): 0 while the decoded training images take at most a
+    quarter of the machine's RAM, else a cache of that quarter. Eval images are still all decoded."""
     prefetch_images: int = 4
     """With cache_bytes > 0: how many of the next training cameras to decode ahead in the background (at most as many
     as fit in the cache next to the image in use); 0 decodes on demand only."""
@@ -136,13 +137,31 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             f"({time.perf_counter() - start:.1f} s; --pipeline.datamanager.stereo-seeds 0 keeps the random points)"
         )
 
+    def _training_cache_bound(self) -> int:
+        """``cache_bytes`` resolved ("auto": by the decoded size of the training images against the RAM)."""
+        from nerfstudio.utils.rich_utils import CONSOLE
+
+        from dynsplat_ns.image_cache import decoded_bytes, physical_ram_bytes, resolve_cache_bytes
+
+        if self.config.cache_bytes >= 0:
+            return self.config.cache_bytes
+        needed = decoded_bytes(self.train_dataset.cameras, self.config.cache_images_type)
+        bound = resolve_cache_bytes(-1, needed, physical_ram_bytes())
+        if bound > 0:
+            CONSOLE.print(
+                f"Training images need {needed / 2**30:.1f} GiB decoded, over a quarter of this machine's RAM: decoding"
+                f" them on demand into a {bound / 2**30:.1f} GiB cache (--pipeline.datamanager.cache-bytes 0 keeps all)"
+            )
+        return bound
+
     def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
-        if split == "train" and self.config.cache_bytes > 0:  # decode on demand into a bounded cache
+        bound = self._training_cache_bound() if split == "train" else 0
+        if bound > 0:  # decode on demand into a bounded cache
             from dynsplat_ns.image_cache import LazyTrainImages
 
             with exit_on_user_error():
                 lazy = LazyTrainImages(
-                    self.train_dataset, self.config.cache_images_type, self.config.cache_bytes,
+                    self.train_dataset, self.config.cache_images_type, bound,
                     self.config.prefetch_images, lambda: self.train_unseen_cameras, self.train_dataparser_outputs,
                 )  # fmt: skip
             self.train_cameras = self.train_dataset.cameras.to(self.device)  # with the undistorted intrinsics

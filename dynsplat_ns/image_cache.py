@@ -17,6 +17,7 @@ while caching, are computed once at setup from the camera parameters alone (no i
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -31,6 +32,33 @@ from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_imag
 
 from dynsplat_ns.errors import exit_on_user_error
 from dynsplat_ns.priors import DEPTH_BATCH_KEY, depth_kind, load_depth_prior
+
+#: "auto" (``cache_bytes -1``) decodes every training image at setup while they take at most this share of the RAM.
+AUTO_RAM_SHARE = 0.25
+
+
+def physical_ram_bytes() -> int:
+    """This machine's physical memory in bytes (0 where the OS does not say)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def decoded_bytes(cameras: Cameras, image_type: str) -> int:
+    """Bytes the training images take decoded (RGB; float32 or uint8 as ``cache_images_type``)."""
+    per_value = 4 if image_type == "float32" else 1
+    pixels = (cameras.width.reshape(-1).long() * cameras.height.reshape(-1).long()).sum()
+    return int(pixels) * 3 * per_value
+
+
+def resolve_cache_bytes(cache_bytes: int, train_bytes: int, ram_bytes: int) -> int:
+    """The cache bound to use: ``cache_bytes`` itself when set (0 = decode all, N > 0 = bound); for "auto" (< 0),
+    0 while the decoded training images fit in :data:`AUTO_RAM_SHARE` of the RAM, else that share as the bound."""
+    if cache_bytes >= 0:
+        return cache_bytes
+    budget = int(AUTO_RAM_SHARE * ram_bytes)
+    return 0 if budget <= 0 or train_bytes <= budget else budget
 
 
 def _has_distortion(camera: Cameras) -> bool:

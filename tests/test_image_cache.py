@@ -79,7 +79,7 @@ def test_several_cameras_per_step_with_the_bounded_cache(dnerf_scene):
 
 def test_default_keeps_every_image_decoded_like_nerfstudio(dnerf_scene):
     ours = _manager(DNeRFDataParserConfig(data=dnerf_scene))
-    assert type(ours.cached_train) is list and len(ours.cached_train) == 12  # cache_bytes=0: decoded at setup
+    assert type(ours.cached_train) is list and len(ours.cached_train) == 12  # auto, a tiny scene: decoded at setup
     theirs = FullImageDatamanagerConfig(dataparser=DNeRFDataParserConfig(data=dnerf_scene)).setup(device="cpu")
     _assert_same(_run(ours), _run(theirs))
 
@@ -104,3 +104,23 @@ def test_depth_priors_reach_the_batch(d2rf_scene):
         _, lazy_batch = lazy_manager.next_train(step)
         assert torch.equal(batch[DEPTH_BATCH_KEY], lazy_batch[DEPTH_BATCH_KEY])
     lazy_manager.cached_train.close()
+
+
+def test_auto_bound_follows_the_decoded_size_against_the_ram(dnerf_scene, monkeypatch):
+    """The default (-1, auto) decodes everything while it fits a quarter of the RAM and switches to a bounded cache of
+    that quarter above it; explicit values are kept."""
+    from dynsplat_ns import image_cache
+
+    assert image_cache.resolve_cache_bytes(-1, 100, 1000) == 0  # fits in 250
+    assert image_cache.resolve_cache_bytes(-1, 300, 1000) == 250
+    assert image_cache.resolve_cache_bytes(0, 300, 1000) == 0 and image_cache.resolve_cache_bytes(7, 1, 1000) == 7
+    assert image_cache.resolve_cache_bytes(-1, 300, 0) == 0  # unknown RAM: nerfstudio's behaviour
+    default = _manager(DNeRFDataParserConfig(data=dnerf_scene))
+    assert default.config.cache_bytes == -1 and type(default.cached_train) is list  # a tiny scene: all decoded
+    per_image = nbytes(default.cached_train[0])
+    assert image_cache.decoded_bytes(default.train_dataset.cameras, "float32") == 12 * per_image
+    # A machine whose RAM quarter holds 2.5 of these images: the same data goes through the bounded cache.
+    monkeypatch.setattr(image_cache, "physical_ram_bytes", lambda: 10 * per_image)
+    small = _manager(DNeRFDataParserConfig(data=dnerf_scene))
+    assert isinstance(small.cached_train, LazyTrainImages) and small.cached_train.cache_bytes == int(2.5 * per_image)
+    _assert_same(_run(small), _run(default))
