@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1500, help="training steps per configuration")
     ap.add_argument("--configs", default="som,som+depth,som+static,som+priors,4dgs,4dgs+priors,marbles,marbles+priors")
     ap.add_argument("--depth-weight", type=float, default=0.1, help="--pipeline.model.depth-loss-weight with depth")
+    ap.add_argument(
+        "--static-points-only", action="store_true",
+        help="SfM points on the static box only, as on a real video (default: on the moving spheres too)",
+    )  # fmt: skip
     ap.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
@@ -126,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        scene = make_d2rf_scene(Path(tmp) / "scene", width=args.width, height=args.width // 2, n_times=args.n_times)
+        scene = make_d2rf_scene(
+            Path(tmp) / "scene", width=args.width, height=args.width // 2, n_times=args.n_times,
+            static_points_only=args.static_points_only,
+        )  # fmt: skip
         for name in args.configs.split(","):
             env = {**os.environ, "TORCHDYNAMO_DISABLE": "1"}
             cmd = [sys.executable, __file__, "--run", name, "--scene", str(scene), "--steps", str(args.steps),

@@ -100,6 +100,7 @@ def make_d2rf_scene(
     seed: int = 0,
     supersample: int = 2,
     num_points: int = 400,
+    static_points_only: bool = False,
     overwrite: bool = False,
     scene: Scene | None = None,
     blur: str | Sequence[str] | None = "none",
@@ -116,6 +117,8 @@ def make_d2rf_scene(
         seed: Seed for the point cloud and (a separate stream) the blur draws.
         supersample: ``k×k`` samples per pixel.
         num_points: Points in ``points3D.bin``.
+        static_points_only: Keep only the points of the static box in ``points3D.bin`` (as SfM on a real video
+            gives: the moving objects have no consistent matches), half of ``num_points``.
         overwrite: Allow a non-empty folder (replaces what this tool writes).
         scene: Scene to render (default: the moving :func:`synthetic.default_scene`).
         blur: ``"none"`` (the cheap bokeh everywhere) or blur kinds for the left views: ``"shake"``, ``"motion"``,
@@ -179,6 +182,8 @@ def make_d2rf_scene(
         for i, (name, c2w) in enumerate(zip(names, c2ws, strict=True))
     ]
     xyz, rgb = surface_points(scene, num_points, t=0.0, seed=seed)
+    if static_points_only:  # surface_points puts the box's points first (half of them)
+        xyz, rgb = xyz[: num_points // 2], rgb[: num_points // 2]
     write_model(out_dir / "sparse" / "0", camera, images, xyz, rgb)
     write_database(out_dir / "database.db", camera, images)
     if kinds:
