@@ -199,10 +199,18 @@ class DynsplatDataParser(DataParser):
     def read_scene(self, split: str) -> SceneFrames:
         """Read every frame of the dataset (the format-specific part; see :class:`~.scene.SceneFrames`).
 
+        A format that reads the same files for every split implements ``_read()`` instead: it is read once and
+        shared by the splits.
+
         Args:
             split: The split being parsed, for formats that only need some files for it (most read everything).
         """
-        raise NotImplementedError(f"{type(self).__name__} does not read any dataset format; use a subclass")
+        read = getattr(self, "_read", None)
+        if read is None:
+            raise NotImplementedError(f"{type(self).__name__} does not read any dataset format; use a subclass")
+        if getattr(self, "_scene", None) is None:
+            self._scene: SceneFrames | None = read()
+        return self._scene
 
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
         """Outputs for ``split`` ("train", "val" or "test") from :meth:`read_scene` (see :mod:`.outputs`)."""

@@ -125,12 +125,6 @@ class D2RF(DynsplatDataParser):
             raise DynsplatConfigError(f"llffhold={config.llffhold!r}: must be an integer >= 0")
         self._scene: SceneFrames | None = None
 
-    def read_scene(self, split: str) -> SceneFrames:
-        """All views of the scene (cached: every split shares one read)."""
-        if self._scene is None:
-            self._scene = self._read()
-        return self._scene
-
     def _read(self) -> SceneFrames:
         cfg, data = self.config, self.data_dir
         poses = load_poses_bounds(data / "poses_bounds.npy")

@@ -156,12 +156,6 @@ class Dycheck(DynsplatDataParser):
             raise DynsplatConfigError(f"downscale={config.downscale!r}: must be 1 or 2 (DyCheck's 1x/2x folders)")
         self._scene: SceneFrames | None = None
 
-    def read_scene(self, split: str) -> SceneFrames:
-        """All frames of the sequence (cached: every split shares one read)."""
-        if self._scene is None:
-            self._scene = self._read()
-        return self._scene
-
     def _read(self) -> SceneFrames:
         data, factor = self.data_dir, f"{int(self.config.downscale)}x"
         ids = self._frame_ids(data / "dataset.json")

@@ -135,12 +135,6 @@ class Eyeful(DynsplatDataParser):
         hint = f" (found {', '.join(present)})" if present else ""
         raise DataParserError(data / name, f"file not found, nor in any images-jpeg-* resolution folder{hint}")
 
-    def read_scene(self, split: str) -> SceneFrames:
-        """All frames of the chosen transforms file (cached: every split shares one read)."""
-        if self._scene is None:
-            self._scene = self._read()
-        return self._scene
-
     def _read(self) -> SceneFrames:
         capture, folder = self.folders()
         source = folder / self.config.transforms_file

@@ -100,12 +100,6 @@ class LLFF(DynsplatDataParser):
         where = f" (and no images_{factor}/)" if factor > 1 else " (and no images_{k}/ with one image per pose)"
         raise DataParserError(data / "images", f"image folder not found{where}")
 
-    def read_scene(self, split: str) -> SceneFrames:
-        """All frames of the capture (cached: every split shares one read)."""
-        if self._scene is None:
-            self._scene = self._read()
-        return self._scene
-
     def _read(self) -> SceneFrames:
         cfg = self.config
         poses = load_poses_bounds(self.data_dir / "poses_bounds.npy")
