@@ -42,10 +42,9 @@ def run_one(name: str, scene: Path, steps: int, depth_weight: float) -> dict:
     import torch
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
-    from nerfstudio.engine.callbacks import TrainingCallbackAttributes, TrainingCallbackLocation
-    from nerfstudio.engine.optimizers import Optimizers
     from pytorch_msssim import SSIM
 
+    from dynsplat_ns.models.quick_train import train_steps
     from dynsplat_ns.priors import read_mask_file
     from dynsplat_ns.trainer import resolve_run_schedules
 
@@ -65,23 +64,8 @@ def run_one(name: str, scene: Path, steps: int, depth_weight: float) -> dict:
         scene_box=manager.train_dataset.scene_box, num_train_data=len(manager.train_dataset), device="cpu",
         metadata=manager.train_dataset.metadata, seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
     )  # fmt: skip
-    optimizers = Optimizers(config.optimizers, model.get_param_groups())
-    attrs = TrainingCallbackAttributes(optimizers=optimizers, grad_scaler=None, pipeline=None, trainer=None)
-    callbacks = model.get_training_callbacks(attrs)
-    model.train()
     start = time.perf_counter()
-    for step in range(steps):
-        for cb in callbacks:
-            cb.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-        camera, batch = manager.next_train(step)
-        outputs = model(camera)
-        loss = sum(model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch)).values())
-        optimizers.zero_grad_all()
-        loss.backward()
-        optimizers.optimizer_step_all()
-        optimizers.scheduler_step_all(step)
-        for cb in callbacks:
-            cb.run_callback_at_location(step, TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+    train_steps(model, manager.next_train, steps, config.optimizers)
     seconds = time.perf_counter() - start
 
     test = manager.dataparser.get_dataparser_outputs("test")

@@ -39,6 +39,23 @@ def quick_train(
     Returns:
         The total loss of every step.
     """
+
+    def next_batch(step: int) -> tuple[Cameras, dict[str, Tensor]]:
+        idx = step % len(cameras)
+        return cameras[idx : idx + 1].to(model.device), {"image": images[idx].to(model.device)}
+
+    return train_steps(model, next_batch, steps, optimizer_configs, on_step)
+
+
+def train_steps(
+    model: DynamicSplatModel,
+    next_batch: Callable[[int], tuple[Cameras, dict[str, Any]]],
+    steps: int,
+    optimizer_configs: dict[str, Any],
+    on_step: Callable[[int, float], None] | None = None,
+) -> list[float]:
+    """The trainer's step loop (callbacks, losses, optimizers, schedulers) over ``next_batch(step)`` → (camera,
+    batch), e.g. a datamanager's ``next_train``; returns the total loss of every step (model left in eval mode)."""
     optimizers = Optimizers(optimizer_configs, model.get_param_groups())
     attrs = TrainingCallbackAttributes(optimizers=optimizers, grad_scaler=None, pipeline=None, trainer=None)
     callbacks = model.get_training_callbacks(attrs)
@@ -47,9 +64,7 @@ def quick_train(
     for step in range(steps):
         for cb in callbacks:
             cb.run_callback_at_location(step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-        idx = step % len(cameras)
-        camera = cameras[idx : idx + 1].to(model.device)
-        batch = {"image": images[idx].to(model.device)}
+        camera, batch = next_batch(step)
         outputs = model(camera)
         loss_dict = model.get_loss_dict(outputs, batch, model.get_metrics_dict(outputs, batch))
         loss = torch.stack([v for v in loss_dict.values()]).sum()
