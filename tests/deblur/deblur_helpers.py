@@ -63,3 +63,14 @@ def train_camera(outputs, index: int) -> Cameras:
     camera = outputs.cameras[index : index + 1]
     camera.metadata = {"cam_idx": index}
     return camera
+
+
+def train_step(model, outputs, images, index: int):
+    """One training forward/backward with the model's full loss; statistics accumulated (step 1: no refinement)."""
+    camera = train_camera(outputs, index)
+    out = model(camera)
+    batch = {"image": images[index]}
+    loss = sum(model.get_loss_dict(out, batch, model.get_metrics_dict(out, batch)).values())
+    loss.backward()
+    model.step_post_backward(1)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from deblur_helpers import COMMON, build, deblur_config, load_train, optimizer_configs, som, train_camera
+from deblur_helpers import COMMON, build, deblur_config, load_train, optimizer_configs, som, train_camera, train_step
 from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.engine.optimizers import Optimizers
 
@@ -22,14 +22,7 @@ def train_split(dnerf_scene):
 
 
 def _step(model, outputs, images, index=IMAGE):
-    """One training forward/backward with the model's full loss; statistics accumulated (step 1: no refinement)."""
-    camera = train_camera(outputs, index)
-    out = model(camera)
-    batch = {"image": images[index]}
-    loss = sum(model.get_loss_dict(out, batch, model.get_metrics_dict(out, batch)).values())
-    loss.backward()
-    model.step_post_backward(1)
-    return out
+    return train_step(model, outputs, images, index)
 
 
 def _grads(model, prefixes=("gauss_params.", "motion.")):

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from deblur_helpers import build, deblur_config, load_train, optimizer_configs, train_camera
+from deblur_helpers import build, deblur_config, load_train, optimizer_configs, train_camera, train_step
 from nerfstudio.engine.optimizers import Optimizers
 
 from dynsplat_ns.deblur.defocus import DefocusBlur
@@ -24,14 +24,6 @@ def train_split(dnerf_scene):
     return load_train(dnerf_scene)
 
 
-def _step(model, outputs, images, index):
-    camera = train_camera(outputs, index)
-    out = model(camera)
-    batch = {"image": images[index]}
-    loss = sum(model.get_loss_dict(out, batch, model.get_metrics_dict(out, batch)).values())
-    loss.backward()
-    model.step_post_backward(1)
-    return out
 
 
 def _moving(model):
@@ -56,7 +48,7 @@ def test_zero_aperture_is_the_identity(train_split, index, kw):
     for defocus in (True, False):
         model, _ = build(outputs, deblur_config(defocus=defocus, **kw))
         _moving(model)
-        out = _step(model, outputs, images, index)
+        out = train_step(model, outputs, images, index)
         prefixes = ("gauss_params.", "motion.", "trajectory.", "exposure.")
         named = model.named_parameters()
         grads = {n: p.grad.clone() for n, p in named if p.grad is not None and n.startswith(prefixes)}
