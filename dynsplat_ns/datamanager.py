@@ -6,11 +6,16 @@ fails without a CUDA device. When no CUDA device exists, we cache on the dataman
 An image that cannot be decoded (truncated, missing, not an image) is reported with its path
 (:class:`~dynsplat_ns.errors.ImageFileError`); for training (``ns-train``) every image is decoded when the
 datamanager is set up, so a broken file stops the run before the first step rather than at the first evaluation.
+
+With ``--pipeline.datamanager.cache-bytes N`` (or automatically for captures too large for RAM) train and eval images
+are instead decoded on demand into one cache bounded in bytes (:mod:`dynsplat_ns.image_cache`), and the full-split
+eval loop streams them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -83,21 +88,22 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     the K views. 1: nerfstudio's one image per step. With several ranks (dynsplat-train / torchrun) each rank takes
     its own K of the same order, so N ranks x K cameras use the cameras of one 1-rank step with N*K."""
     cache_bytes: int = -1
-    """0: every training image is decoded into RAM at setup (nerfstudio's behaviour). N > 0: training images are
-    decoded (and undistorted) on first use into an LRU cache of at most N bytes of tensors, with the next cameras of
-    the training order decoded in a background thread; same batches and camera order, memory independent of the
-    number of images (dynsplat_ns/image_cache.py). -1 (auto): 0 while the decoded training images take at most a
-    quarter of the machine's RAM, else a cache of that quarter. Eval images are still all decoded."""
+    """0: every train and eval image is decoded into RAM at setup (nerfstudio's behaviour). N > 0: train and eval
+    images are decoded (and undistorted) on first use into one LRU cache of at most N bytes of tensors, with the next
+    cameras of the training order (and of the eval loop) decoded in a background thread; same batches and camera
+    order, memory independent of the number of images (dynsplat_ns/image_cache.py). -1 (auto): 0 while the decoded
+    train and eval images take at most a quarter of the machine's RAM, else a cache of that quarter."""
     prefetch_images: int = 4
-    """With cache_bytes > 0: how many of the next training cameras to decode ahead in the background (at most as many
-    as fit in the cache next to the image in use); 0 decodes on demand only."""
+    """With cache_bytes > 0: how many of the next training cameras (and eval images, in ns-eval's loop) to decode ahead
+    in the background (at most as many as fit in the cache next to the image in use); 0 decodes on demand only."""
 
 
 class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDataset]):
     """FullImageDatamanager that never pins memory when there is no CUDA device and reports broken images by path.
 
     For training (``test_mode="val"``) it decodes every train and eval image at setup (nerfstudio would do so at the
-    first step and the first evaluation), so a broken file ends the run at once.
+    first step and the first evaluation), so a broken file ends the run at once; with a bounded cache (``cache_bytes``)
+    images are decoded on first use instead, and a broken file ends the run when it is first read.
     """
 
     def __init__(self, config: DynsplatDatamanagerConfig, device="cpu", test_mode="val", **kwargs):
@@ -122,7 +128,7 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
         start = time.perf_counter()
         seeds = stereo_seed_points(
             self.train_dataset.cameras,
-            [item["image"] for item in self.cached_train],
+            _Images(self.cached_train),  # one at a time: a bounded cache is not pulled into one list
             self.train_dataset.scene_box.aabb,
             self.config.stereo_seeds,
             background=metadata.get("background_color"),
@@ -137,34 +143,50 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             f"({time.perf_counter() - start:.1f} s; --pipeline.datamanager.stereo-seeds 0 keeps the random points)"
         )
 
-    def _training_cache_bound(self) -> int:
-        """``cache_bytes`` resolved ("auto": by the decoded size of the training images against the RAM)."""
+    def _cache_bound(self) -> int:
+        """``cache_bytes`` resolved once ("auto": by the decoded size of the train and eval images against the RAM)."""
+        if getattr(self, "_resolved_cache_bytes", None) is not None:
+            return self._resolved_cache_bytes
         from nerfstudio.utils.rich_utils import CONSOLE
 
         from dynsplat_ns.image_cache import decoded_bytes, physical_ram_bytes, resolve_cache_bytes
 
-        if self.config.cache_bytes >= 0:
-            return self.config.cache_bytes
-        needed = decoded_bytes(self.train_dataset.cameras, self.config.cache_images_type)
-        bound = resolve_cache_bytes(-1, needed, physical_ram_bytes())
-        if bound > 0:
-            CONSOLE.print(
-                f"Training images need {needed / 2**30:.1f} GiB decoded, over a quarter of this machine's RAM: decoding"
-                f" them on demand into a {bound / 2**30:.1f} GiB cache (--pipeline.datamanager.cache-bytes 0 keeps all)"
-            )
+        bound = self.config.cache_bytes
+        if bound < 0:
+            image_type = self.config.cache_images_type
+            needed = sum(decoded_bytes(d.cameras, image_type) for d in (self.train_dataset, self.eval_dataset))
+            bound = resolve_cache_bytes(-1, needed, physical_ram_bytes())
+            if bound > 0:
+                CONSOLE.print(
+                    f"Train and eval images need {needed / 2**30:.1f} GiB decoded, over a quarter of this machine's"
+                    f" RAM: decoding them on demand into a {bound / 2**30:.1f} GiB cache"
+                    " (--pipeline.datamanager.cache-bytes 0 keeps all)"
+                )
+        self._resolved_cache_bytes = bound
         return bound
 
-    def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
-        bound = self._training_cache_bound() if split == "train" else 0
-        if bound > 0:  # decode on demand into a bounded cache
-            from dynsplat_ns.image_cache import LazyTrainImages
+    def _image_store(self):
+        """The bounded cache shared by the train and eval images (created on first use)."""
+        from dynsplat_ns.image_cache import ImageStore
 
+        if getattr(self, "_image_cache_store", None) is None:
+            self._image_cache_store = ImageStore(self._cache_bound())
+        return self._image_cache_store
+
+    def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
+        if self._cache_bound() > 0:  # decode on demand into the bounded cache
+            from dynsplat_ns.image_cache import LazyImages
+
+            train = split == "train"
             with exit_on_user_error():
-                lazy = LazyTrainImages(
-                    self.train_dataset, self.config.cache_images_type, bound,
-                    self.config.prefetch_images, lambda: self.train_unseen_cameras, self.train_dataparser_outputs,
+                lazy = LazyImages(
+                    self.train_dataset if train else self.eval_dataset, self.config.cache_images_type,
+                    self._image_store(), self.config.prefetch_images,
+                    (lambda: self.train_unseen_cameras) if train else None,
+                    self.train_dataparser_outputs if train else None, split=split,
                 )  # fmt: skip
-            self.train_cameras = self.train_dataset.cameras.to(self.device)  # with the undistorted intrinsics
+            if train:
+                self.train_cameras = self.train_dataset.cameras.to(self.device)  # with the undistorted intrinsics
             return lazy
         if cache_images_device == "cpu" and not torch.cuda.is_available():
             cache_images_device = "gpu"  # nerfstudio's "gpu" means "self.device", which is the CPU here: no pinning
@@ -173,3 +195,30 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             if split == "train":  # depth priors ride along with the images: batch["depth_prior"] (priors.py)
                 attach_depth_priors(cached, self.train_dataparser_outputs)
         return cached
+
+    @property
+    def fixed_indices_eval_dataloader(self):
+        """Every eval image once, in index order, as ``(camera, batch)`` (what ``ns-eval`` iterates); with a bounded
+        cache decoded one at a time as it is iterated (:class:`~dynsplat_ns.image_cache.LazyEvalLoader`) instead of
+        nerfstudio's list of every decoded image."""
+        from dynsplat_ns.image_cache import LazyEvalLoader, LazyImages
+
+        images = self.cached_eval  # first: the eval cameras get their undistorted intrinsics
+        if isinstance(images, LazyImages):
+            return LazyEvalLoader(images, self.eval_dataset.cameras, self.device)
+        return super().fixed_indices_eval_dataloader
+
+
+class _Images(Sequence):
+    """The ``image`` tensors of a sequence of cached dicts, read one at a time."""
+
+    def __init__(self, items: Sequence[dict]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, idx):  # type: ignore[override]
+        if isinstance(idx, slice):
+            return [item["image"] for item in self.items[idx]]
+        return self.items[idx]["image"]

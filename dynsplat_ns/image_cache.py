@@ -1,10 +1,13 @@
-"""Training images decoded on demand into a cache bounded in bytes (``--pipeline.datamanager.cache-bytes``).
+"""Train and eval images decoded on demand into one cache bounded in bytes (``--pipeline.datamanager.cache-bytes``).
 
-nerfstudio's ``FullImageDatamanager`` decodes (and undistorts) every training image once and keeps all of them in RAM,
-so memory grows with the number of images. With ``cache_bytes > 0`` the datamanager's ``cached_train`` is instead a
-:class:`LazyTrainImages`: a sequence of the same dicts (``image``, ``image_idx``, ``mask``, ``depth_prior``, ...) that
-decodes image ``i`` when ``cached_train[i]`` is first read, keeps the most recently used ones while their tensors fit
-``cache_bytes``, and decodes the next cameras of the training order (``train_unseen_cameras``) in a background thread.
+nerfstudio's ``FullImageDatamanager`` decodes (and undistorts) every train and eval image once and keeps all of them
+in RAM, so memory grows with the number of images. With ``cache_bytes > 0`` the datamanager's ``cached_train`` and
+``cached_eval`` are instead :class:`LazyImages`: sequences of the same dicts (``image``, ``image_idx``, ``mask``,
+``depth_prior``, ...) that decode image ``i`` when it is first read. Both splits share one :class:`ImageStore`, an LRU
+cache that keeps the most recently used images while their tensors fit ``cache_bytes``; the next cameras of the
+training order (``train_unseen_cameras``) are decoded in a background thread, and so are the next eval images while
+:class:`LazyEvalLoader` (the datamanager's ``fixed_indices_eval_dataloader``, what ``ns-eval`` iterates) streams the
+eval split one image at a time instead of as a list of every decoded image.
 
 The camera order (nerfstudio's random permutation, ``CameraBatchMixin`` K at a time) is unchanged: the datamanager
 still pops indices from ``train_unseen_cameras``; only where the image of an index comes from differs. Each image is
@@ -20,9 +23,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from copy import deepcopy
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -33,7 +37,8 @@ from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_imag
 from dynsplat_ns.errors import exit_on_user_error
 from dynsplat_ns.priors import DEPTH_BATCH_KEY, depth_kind, load_depth_prior
 
-#: "auto" (``cache_bytes -1``) decodes every training image at setup while they take at most this share of the RAM.
+#: "auto" (``cache_bytes -1``) decodes every image at setup while the train and eval images take at most this share
+#: of the RAM.
 AUTO_RAM_SHARE = 0.25
 
 
@@ -46,23 +51,31 @@ def physical_ram_bytes() -> int:
 
 
 def decoded_bytes(cameras: Cameras, image_type: str) -> int:
-    """Bytes the training images take decoded (RGB; float32 or uint8 as ``cache_images_type``)."""
+    """Bytes the images of ``cameras`` take decoded (RGB; float32 or uint8 as ``cache_images_type``)."""
     per_value = 4 if image_type == "float32" else 1
     pixels = (cameras.width.reshape(-1).long() * cameras.height.reshape(-1).long()).sum()
     return int(pixels) * 3 * per_value
 
 
-def resolve_cache_bytes(cache_bytes: int, train_bytes: int, ram_bytes: int) -> int:
+def resolve_cache_bytes(cache_bytes: int, image_bytes: int, ram_bytes: int) -> int:
     """The cache bound to use: ``cache_bytes`` itself when set (0 = decode all, N > 0 = bound); for "auto" (< 0),
-    0 while the decoded training images fit in :data:`AUTO_RAM_SHARE` of the RAM, else that share as the bound."""
+    0 while the decoded images (``image_bytes``: train and eval) fit in :data:`AUTO_RAM_SHARE` of the RAM, else that
+    share as the bound."""
     if cache_bytes >= 0:
         return cache_bytes
     budget = int(AUTO_RAM_SHARE * ram_bytes)
-    return 0 if budget <= 0 or train_bytes <= budget else budget
+    return 0 if budget <= 0 or image_bytes <= budget else budget
 
 
 def _has_distortion(camera: Cameras) -> bool:
     return camera.distortion_params is not None and not bool(torch.all(camera.distortion_params == 0))
+
+
+def _lens_key(camera: Cameras) -> tuple:
+    """Everything nerfstudio's ``_undistort_image`` reads of a camera to find the undistorted intrinsics and size."""
+    values = [camera.fx, camera.fy, camera.cx, camera.cy, camera.width, camera.height, camera.camera_type]
+    radius = (camera.metadata or {}).get("fisheye_crop_radius")
+    return (*(float(v.reshape(-1)[0]) for v in values), *camera.distortion_params.reshape(-1).tolist(), repr(radius))
 
 
 def undistort_sample(camera: Cameras, data: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -95,50 +108,111 @@ def nbytes(item: dict[str, Any]) -> int:
     return sum(int(v.numel() * v.element_size()) for v in item.values() if isinstance(v, torch.Tensor))
 
 
-class LazyTrainImages(Sequence):
-    """The training images as a sequence of nerfstudio's cached dicts, decoded on demand into a bounded LRU cache.
+class ImageStore:
+    """An LRU cache of decoded image dicts, keyed ``(split, index)``, bounded in bytes and shared by the splits.
 
     Args:
-        dataset: The training InputDataset (its ``cameras`` get the undistorted intrinsics at construction).
-        image_type: ``cache_images_type`` ("uint8" or "float32").
         cache_bytes: Bound on the bytes of the cached tensors (an image larger than the bound is returned, not kept).
-        prefetch: How many of the next cameras of the training order to decode in the background (0: none).
-        upcoming: Returns the next training indices in order (the datamanager's ``train_unseen_cameras``).
-        outputs: The training split's DataparserOutputs (for depth priors; None: no depth priors).
+    """
+
+    def __init__(self, cache_bytes: int) -> None:
+        if cache_bytes <= 0:
+            raise ValueError(f"cache_bytes must be positive, got {cache_bytes}")
+        self.cache_bytes = int(cache_bytes)
+        self.lock = threading.Lock()
+        """Guards the store and the pending decodes of every split using it."""
+        self.entries: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self.held_bytes = 0
+        """Bytes of the tensors in the cache now."""
+        self.peak_bytes = 0
+        """Most bytes the cache ever held."""
+
+    def get(self, key: tuple[str, int]) -> dict[str, Any] | None:
+        """The cached dict, marked most recently used (None when not cached); call under :attr:`lock`."""
+        item = self.entries.get(key)
+        if item is not None:
+            self.entries.move_to_end(key)
+        return item
+
+    def put(self, key: tuple[str, int], item: dict[str, Any]) -> None:
+        """Inserts, evicting the least recently used images so the cache stays within its bound; under :attr:`lock`."""
+        size = nbytes(item)
+        if key in self.entries or size > self.cache_bytes:
+            return
+        while self.entries and self.held_bytes + size > self.cache_bytes:
+            _, old = self.entries.popitem(last=False)
+            self.held_bytes -= nbytes(old)
+        self.entries[key] = item
+        self.held_bytes += size
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+
+    def count(self, split: str) -> int:
+        """How many images of ``split`` are cached now."""
+        with self.lock:
+            return sum(1 for s, _ in self.entries if s == split)
+
+
+class LazyImages(Sequence):
+    """One split's images as a sequence of nerfstudio's cached dicts, decoded on demand into a bounded LRU cache.
+
+    Args:
+        dataset: The split's InputDataset (its ``cameras`` get the undistorted intrinsics at construction).
+        image_type: ``cache_images_type`` ("uint8" or "float32").
+        cache_bytes: The cache: its bound in bytes (a cache of its own) or an :class:`ImageStore` shared with the
+            other split.
+        prefetch: How many of the next images to decode in the background (0: none).
+        upcoming: Returns the next indices in order (the datamanager's ``train_unseen_cameras``); each read then
+            prefetches them. None: only :meth:`prefetch_next` prefetches.
+        outputs: The split's DataparserOutputs for depth priors (None: no depth priors, as nerfstudio's eval images).
+        split: Name of the split in the shared store.
     """
 
     def __init__(
         self,
         dataset,
         image_type: str,
-        cache_bytes: int,
+        cache_bytes: int | ImageStore,
         prefetch: int = 0,
         upcoming: Callable[[], Sequence[int]] | None = None,
         outputs=None,
+        split: str = "train",
     ) -> None:
-        if cache_bytes <= 0:
-            raise ValueError(f"cache_bytes must be positive, got {cache_bytes}")
+        self.store = cache_bytes if isinstance(cache_bytes, ImageStore) else ImageStore(cache_bytes)
+        self.split = split
         self._dataset = dataset
         self._image_type = image_type
-        self.cache_bytes = int(cache_bytes)
         self.prefetch = max(0, int(prefetch))
         self._upcoming = upcoming
         self._original_cameras = deepcopy(dataset.cameras)  # before undistortion: what each decode starts from
         self._depth = self._depth_setup(outputs, len(dataset))
-        self._cache: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._pending: dict[int, Future] = {}
-        self._lock = threading.Lock()
+        self._lock = self.store.lock
         self._executor: ThreadPoolExecutor | None = None
         self._item_bytes = 0  # size of the last decoded image, to size the prefetch
-        self.held_bytes = 0
-        """Bytes of the tensors in the cache now."""
-        self.peak_bytes = 0
-        """Most bytes the cache ever held."""
         self.decodes = 0
-        """Images decoded so far (foreground and prefetch)."""
+        """Images of this split decoded so far (foreground and prefetch)."""
         self.prefetched = 0
-        """Images decoded by the background prefetch."""
+        """Images of this split decoded by the background prefetch."""
         self._undistort_intrinsics()
+
+    @property
+    def cache_bytes(self) -> int:
+        """The bound of the (shared) cache in bytes."""
+        return self.store.cache_bytes
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the tensors in the (shared) cache now."""
+        return self.store.held_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Most bytes the (shared) cache ever held."""
+        return self.store.peak_bytes
+
+    def held_count(self) -> int:
+        """How many images of this split the cache holds now."""
+        return self.store.count(self.split)
 
     @staticmethod
     def _depth_setup(outputs, n: int) -> tuple | None:
@@ -154,20 +228,23 @@ class LazyTrainImages(Sequence):
 
     def _undistort_intrinsics(self) -> None:
         """Writes the undistorted intrinsics into the dataset's cameras, as nerfstudio's caching does, from a blank
-        image of each distorted camera's size (the new intrinsics depend on the camera only)."""
+        image of each distorted camera's size (the new intrinsics depend on the camera's lens only, so cameras with
+        the same lens, e.g. each camera of a rig at every position, are undistorted once)."""
         cameras = self._dataset.cameras
+        lenses: dict[tuple, tuple[float, float, float, float, int, int]] = {}
         for idx in range(len(self._dataset)):
             camera = self._original_cameras[idx].reshape(())
             if not _has_distortion(camera):
                 continue
-            blank = torch.zeros((int(camera.height.item()), int(camera.width.item()), 3), dtype=torch.uint8)
-            data, K = undistort_sample(camera, {"image": blank})
-            cameras.fx[idx] = float(K[0, 0])
-            cameras.fy[idx] = float(K[1, 1])
-            cameras.cx[idx] = float(K[0, 2])
-            cameras.cy[idx] = float(K[1, 2])
-            cameras.width[idx] = data["image"].shape[1]
-            cameras.height[idx] = data["image"].shape[0]
+            key = _lens_key(camera)
+            if key not in lenses:
+                blank = torch.zeros((int(camera.height.item()), int(camera.width.item()), 3), dtype=torch.uint8)
+                data, K = undistort_sample(camera, {"image": blank})
+                h, w = data["image"].shape[:2]
+                lenses[key] = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]), w, h)
+            fx, fy, cx, cy, w, h = lenses[key]
+            cameras.fx[idx], cameras.fy[idx], cameras.cx[idx], cameras.cy[idx] = fx, fy, cx, cy
+            cameras.width[idx], cameras.height[idx] = w, h
 
     def decode(self, idx: int) -> dict[str, Any]:
         """Image ``idx`` as nerfstudio caches it (decoded, undistorted, with its depth prior); not cached."""
@@ -195,14 +272,15 @@ class LazyTrainImages(Sequence):
         if not 0 <= idx < len(self):
             raise IndexError(idx)
         item = self._get(idx)
-        self._schedule_prefetch()
+        if self._upcoming is not None:
+            self.prefetch_next(self._upcoming())
         return item
 
     def _get(self, idx: int) -> dict[str, Any]:
         with self._lock:
-            if idx in self._cache:
-                self._cache.move_to_end(idx)
-                return self._cache[idx]
+            item = self.store.get((self.split, idx))
+            if item is not None:
+                return item
             future = self._pending.get(idx)
         if future is not None:
             try:
@@ -216,24 +294,17 @@ class LazyTrainImages(Sequence):
         return item
 
     def _store(self, idx: int, item: dict[str, Any]) -> None:
-        """Inserts under the lock, evicting least recently used images so the cache stays within its bound."""
-        size = nbytes(item)
+        """Counts and caches a decoded image; under the lock."""
         self.decodes += 1
-        self._item_bytes = size
-        if idx in self._cache or size > self.cache_bytes:
-            return
-        while self._cache and self.held_bytes + size > self.cache_bytes:
-            _, old = self._cache.popitem(last=False)
-            self.held_bytes -= nbytes(old)
-        self._cache[idx] = item
-        self.held_bytes += size
-        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        self._item_bytes = nbytes(item)
+        self.store.put((self.split, idx), item)
 
     def _prefetch_one(self, idx: int) -> dict[str, Any]:
         try:
             with self._lock:
-                if idx in self._cache:
-                    return self._cache[idx]
+                item = self.store.get((self.split, idx))
+            if item is not None:
+                return item
             item = self.decode(idx)
             with self._lock:
                 self._store(idx, item)
@@ -243,21 +314,22 @@ class LazyTrainImages(Sequence):
             with self._lock:
                 self._pending.pop(idx, None)
 
-    def _schedule_prefetch(self) -> None:
-        """Starts decoding the next cameras of the training order that are not cached, as many as fit next to the
-        image just returned."""
-        if self.prefetch == 0 or self._upcoming is None or self._item_bytes == 0:
+    def prefetch_next(self, indices: Iterable[int]) -> None:
+        """Starts decoding the first of ``indices`` that are not cached in a background thread, as many as
+        ``prefetch`` allows and fit in the cache next to the image just returned."""
+        if self.prefetch == 0 or self._item_bytes == 0:
             return
         fit = self.cache_bytes // self._item_bytes - 1  # keep room for the image being used
         count = min(self.prefetch, fit)
         if count <= 0:
             return
+        wanted = [int(i) for i in islice(indices, count)]
         with self._lock:
-            todo = [i for i in list(self._upcoming())[:count] if i not in self._cache and i not in self._pending]
+            todo = [i for i in wanted if (self.split, i) not in self.store.entries and i not in self._pending]
             if not todo:
                 return
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dynsplat-prefetch")
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dynsplat-{self.split}-prefetch")
             for i in todo:
                 self._pending[i] = self._executor.submit(self._prefetch_one, i)
 
@@ -276,3 +348,43 @@ class LazyTrainImages(Sequence):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+#: The name this class had while only training images were decoded on demand.
+LazyTrainImages = LazyImages
+
+
+class LazyEvalLoader(Sequence):
+    """nerfstudio's ``fixed_indices_eval_dataloader`` (every eval image once, in index order, as ``(camera, batch)``)
+    with the images read from :class:`LazyImages` one at a time, the next ones decoded in the background.
+
+    Args:
+        images: The eval split's images.
+        cameras: The eval cameras (with the undistorted intrinsics; copied).
+        device: Where cameras and images go, as nerfstudio's loader puts them.
+    """
+
+    def __init__(self, images: LazyImages, cameras: Cameras, device) -> None:
+        self.images = images
+        self.cameras = deepcopy(cameras).to(device)
+        self.device = device
+        assert len(self.cameras.shape) == 1, "Assumes single batch dimension"
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, idx):  # type: ignore[override]
+        if isinstance(idx, slice):
+            return [self[i] for i in range(*idx.indices(len(self)))]
+        idx = int(idx) + (len(self) if int(idx) < 0 else 0)
+        if not 0 <= idx < len(self):
+            raise IndexError(idx)
+        data = self.images[idx].copy()  # never mutate the cache (nerfstudio issue 3335)
+        data["image"] = data["image"].to(self.device)
+        return self.cameras[idx : idx + 1], data
+
+    def __iter__(self) -> Iterator[tuple[Cameras, dict[str, Any]]]:
+        for idx in range(len(self)):
+            item = self[idx]
+            self.images.prefetch_next(range(idx + 1, len(self)))
+            yield item

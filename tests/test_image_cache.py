@@ -1,7 +1,11 @@
-"""``--pipeline.datamanager.cache-bytes``: training images decoded on demand into a bounded cache give the same
+"""``--pipeline.datamanager.cache-bytes``: train and eval images decoded on demand into a bounded cache give the same
 batches, in the same order, as nerfstudio's full cache (dynsplat_ns/image_cache.py)."""
 
 from __future__ import annotations
+
+import gc
+import random
+import weakref
 
 import pytest
 import torch
@@ -10,7 +14,8 @@ from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 
 from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
-from dynsplat_ns.image_cache import LazyTrainImages, nbytes
+from dynsplat_ns.image_cache import LazyEvalLoader, LazyImages, LazyTrainImages, nbytes
+from dynsplat_ns.models.pipeline import _RecordingLoader
 from dynsplat_ns.priors import DEPTH_BATCH_KEY
 
 STEPS = 15  # 12 training images: crosses into nerfstudio's second random permutation
@@ -57,7 +62,7 @@ def test_bounded_cache_gives_the_full_cache_batches_in_order(dnerf_scene, prefet
     assert isinstance(lazy, LazyTrainImages) and len(lazy) == len(full.cached_train) == 12
     _assert_same(_run(lazy_manager), _run(full))
     assert 0 < lazy.peak_bytes <= bound  # never more than the bound: at most 2 of the 12 images held
-    assert len(lazy._cache) <= 2
+    assert lazy.held_count() <= 2
     assert lazy.decodes >= STEPS - 2  # decoded on demand, not cached once and for all
     assert (lazy.prefetched > 0) == (prefetch > 0)  # the background thread did decode the next cameras
     lazy.close()
@@ -124,3 +129,84 @@ def test_auto_bound_follows_the_decoded_size_against_the_ram(dnerf_scene, monkey
     small = _manager(DNeRFDataParserConfig(data=dnerf_scene))
     assert isinstance(small.cached_train, LazyTrainImages) and small.cached_train.cache_bytes == int(2.5 * per_image)
     _assert_same(_run(small), _run(default))
+    # The eval images count too: a quarter of the RAM holds the 12 train images but not the 4 val images as well.
+    monkeypatch.setattr(image_cache, "physical_ram_bytes", lambda: 4 * 13 * per_image)
+    both = _manager(DNeRFDataParserConfig(data=dnerf_scene))
+    assert isinstance(both.cached_train, LazyImages) and isinstance(both.cached_eval, LazyImages)
+    assert both.cached_eval.store is both.cached_train.store  # one bound for both splits
+
+
+def _camera_fields(camera) -> torch.Tensor:
+    fields = [camera.fx, camera.fy, camera.cx, camera.cy, camera.width.float(), camera.height.float()]
+    fields += [camera.camera_to_worlds.flatten()] + ([camera.times] if camera.times is not None else [])
+    return torch.cat([f.flatten() for f in fields])
+
+
+def _scene_parser(request, name: str):
+    from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
+
+    scene = request.getfixturevalue(f"{name}_scene")
+    return lambda: (DNeRFDataParserConfig if name == "dnerf" else EyefulDataParserConfig)(data=scene)
+
+
+@pytest.mark.parametrize("name", ["dnerf", "eyeful"])  # 4 val images; 3 fisheye (undistorted) eval images
+def test_bounded_eval_split_streams_the_full_mode_images(request, name):
+    """The full-split eval (``fixed_indices_eval_dataloader`` as the pipeline's ``_eval_records`` iterates it) gives
+    the full mode's cameras and pixels in the same order, decoding nothing at setup and holding at most as many eval
+    images as the bound allows (here 2 of them), not the whole split."""
+    parser = _scene_parser(request, name)
+    full = _manager(parser())
+    bound = int(2.5 * nbytes(full.cached_eval[0]))
+    lazy_manager = _manager(parser(), cache_bytes=bound, prefetch_images=4)
+    lazy = lazy_manager.cached_eval
+    assert isinstance(lazy, LazyImages) and lazy.decodes == 0  # nothing decoded at setup
+    want = list(_RecordingLoader(full.fixed_indices_eval_dataloader, {}))
+    loader = lazy_manager.fixed_indices_eval_dataloader
+    assert isinstance(loader, LazyEvalLoader) and len(loader) == len(want) >= 3
+    alive = []
+    for (camera, batch), (camera_ref, batch_ref) in zip(_RecordingLoader(loader, {}), want, strict=True):
+        assert int(batch["image_idx"]) == int(batch_ref["image_idx"])
+        assert torch.equal(batch["image"], batch_ref["image"])  # pixel-exact, undistorted the same way
+        assert torch.equal(_camera_fields(camera), _camera_fields(camera_ref))
+        alive.append(weakref.ref(batch["image"]))
+        del camera, batch
+        gc.collect()
+        lazy.wait_prefetch()
+        assert sum(ref() is not None for ref in alive) <= 2  # the images yielded so far that are still in memory
+        assert lazy.held_count() <= 2 and lazy.held_bytes <= bound
+    assert lazy.decodes >= len(want) and lazy.prefetched > 0  # the next eval images were decoded in the background
+    lazy.close()
+
+
+@pytest.mark.parametrize("name", ["dnerf", "eyeful"])
+def test_bounded_next_eval_image_matches_the_full_mode(request, name):
+    """``next_eval_image``/``next_eval`` (nerfstudio's random eval camera during training) give the same cameras and
+    pixels with the bounded cache, which keeps at most the bound's worth of train and eval images together."""
+    parser = _scene_parser(request, name)
+    full = _manager(parser())
+    bound = int(2.5 * nbytes(full.cached_eval[0]))
+    lazy_manager = _manager(parser(), cache_bytes=bound)
+    n = len(full.eval_dataset)
+    got, want = [], []
+    for manager, out in ((lazy_manager, got), (full, want)):
+        random.seed(3)  # nerfstudio draws the eval camera with the global random module
+        for step in range(2 * n + 1):
+            if step == n:
+                manager.next_train(step)  # interleave a training image: both splits share the one bound
+            camera, batch = (manager.next_eval if step % 2 else manager.next_eval_image)(step)
+            out.append((int(batch["image_idx"]), batch["image"].clone(), _camera_fields(camera)))
+            if manager is lazy_manager:
+                assert lazy_manager.cached_eval.held_bytes <= bound and lazy_manager.cached_eval.held_count() <= 2
+    _assert_same(got, want)
+    assert lazy_manager.cached_eval.decodes >= n
+
+
+def test_stereo_seeds_from_the_bounded_cache(dnerf_scene):
+    """Stereo seeding reads the training images one at a time from the bounded cache, with the full mode's result."""
+    full = _manager(DNeRFDataParserConfig(data=dnerf_scene), stereo_seeds=500)
+    lazy_manager = _manager(DNeRFDataParserConfig(data=dnerf_scene), stereo_seeds=500, cache_bytes=_bound(full))
+    want, got = full.train_dataparser_outputs.metadata, lazy_manager.train_dataparser_outputs.metadata
+    assert not want["seed_points_random"] and not got["seed_points_random"]
+    assert torch.equal(torch.as_tensor(got["points3D_xyz"]), torch.as_tensor(want["points3D_xyz"]))
+    assert lazy_manager.cached_train.peak_bytes <= _bound(full)
+    lazy_manager.cached_train.close()
