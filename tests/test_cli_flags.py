@@ -67,6 +67,7 @@ LATER: dict[str, str] = {
     "own datamanager code, which DynsplatDatamanager inherits (beside the options above, it names undecodable images)",
     "--pipeline.model.sh-degree-interval": "read from the model's config at every render (sh degree schedule)",
     "--pipeline.model.ssim-lambda": "read from the model's config by every loss (splatfacto's get_loss_dict)",
+    "--pipeline.model.eval-pose-refine-*": "ns-eval's test-time pose refinement (tests/models/test_pose_refine.py)",
 }
 #: Flags with a single possible value (nothing to change).
 FIXED = {"--optimizers.*.scheduler": "the group has no scheduler; tyro offers only None"}

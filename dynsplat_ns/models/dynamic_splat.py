@@ -92,6 +92,11 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     static_background: bool = False
     """Where the dataparser lists motion masks (D2RF), flag seed points outside every training view's mask as static:
     they skip the motion model (models/static_seeding.py); new Gaussians inherit the flag. No masks: all dynamic."""
+    eval_pose_refine_steps: int = 0
+    """0 = off; N: ns-eval also scores each test view after N Adam steps of a per-view SE(3) pose correction with the
+    scene frozen (models/pose_refine.py), as refined_psnr/refined_ssim/... next to the plain psnr/ssim/..."""
+    eval_pose_refine_lr: float = 1e-3
+    """Adam learning rate of the per-test-view pose correction (a translation + axis-angle 6-vector, camera frame)."""
     # ModelConfig options of ray-marching models (no rays here; splatfacto ignores them too): not on the command line.
     enable_collider: Suppress[bool] = False
     """Not applicable: Gaussian models cast no rays."""

@@ -28,11 +28,13 @@ from dynsplat_ns.models.metrics import (
     per_time_breakdown,
     undistort_mask,
 )
+from dynsplat_ns.models.pose_refine import REFINED_REGION_METRICS, refined_metrics
 from dynsplat_ns.video import ensure_ffmpeg_for_ns_render
 from dynsplat_ns.viewer import DynsplatViewerControl, use_saved_viewer_host
 
-#: Metrics averaged over a masked region (dynamic: ``masked_*``; covisible: ``covisible_*``) when masks exist.
-MASKED_METRICS = REGION_METRICS
+#: Metrics averaged over a masked region (dynamic: ``masked_*``; covisible: ``covisible_*``; with test-time pose
+#: refinement also ``refined_masked_*``, ``refined_covisible_*``) when masks exist.
+MASKED_METRICS = REGION_METRICS + REFINED_REGION_METRICS
 
 
 def image_key(path: str | Path) -> str:
@@ -295,6 +297,8 @@ class DynsplatPipeline(VanillaPipeline):
         ``lpips_hint``) without weights, ``gaussian_count``, ``num_images``, ``per_time`` and, with dynamic-region
         masks, ``masked_psnr``/``masked_ssim``/``masked_fraction`` (+ ``masked_num_images``) and, with covisibility
         masks (DyCheck), ``covisible_psnr``/``covisible_ssim``/``covisible_fraction`` (+ ``covisible_num_images``).
+        With ``--pipeline.model.eval-pose-refine-steps N`` also each metric at the refined test pose as
+        ``refined_<metric>`` (:mod:`dynsplat_ns.models.pose_refine`), with ``pose_refine_steps``/``pose_refine_lr``.
 
         During training (``step`` given) only the float entries are returned, so the Trainer can log them.
         """
@@ -310,6 +314,10 @@ class DynsplatPipeline(VanillaPipeline):
                 metrics["lpips_hint"] = hint
         if hasattr(self.model, "num_points"):
             metrics["gaussian_count"] = int(self.model.num_points)
+        refine_steps = int(getattr(getattr(self.model, "config", None), "eval_pose_refine_steps", 0) or 0)
+        if refine_steps > 0:  # refined_* metrics are in the results: say how they were obtained
+            metrics["pose_refine_steps"] = refine_steps
+            metrics["pose_refine_lr"] = float(self.model.config.eval_pose_refine_lr)
         if step is not None:
             return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return metrics
@@ -344,6 +352,7 @@ class DynsplatPipeline(VanillaPipeline):
                     num_rays = int(camera.height.reshape(-1)[0]) * int(camera.width.reshape(-1)[0])
                     metrics["num_rays_per_sec"] = num_rays / max(perf_counter() - start, 1e-9)
                     metrics["fps"] = metrics["num_rays_per_sec"] / num_rays
+                    metrics.update(refined_metrics(self.model, camera, batch))  # refined_*: pose refinement on
                     records.append(metrics)
                     for key, image in images.items() if output_path is not None else ():
                         save_image(image.permute(2, 0, 1).cpu(), output_path / f"eval_{key}_{idx:04d}.png")
