@@ -1,15 +1,18 @@
-"""Compiled CPU rasterizer: torch projection and colours, then the C++ block compositor (:mod:`.cpu_kernels`).
+"""Compiled CPU rasterizer: C++ projection, torch colours, C++ block lists and compositor (:mod:`.cpu_kernels`).
 
-Same contract and ``meta`` as :func:`dynsplat_ns.render.torch_backend.rasterize_torch`: projection, SH colours and
-the anti-aliasing compensation stay in torch (autograd carries the gradients from ``means2d``/``conics``/
-``opacities``/features into means, quats, scales, opacities and colours), and only the compositing step runs in
-compiled loops. Its autograd function returns d(loss)/d(means2d, conics, opacities, features, backgrounds) and, with
-``absgrad``, attaches ``means2d.absgrad`` to the very tensor in ``meta``, like the torch compositor.
+Same contract and ``meta`` as :func:`dynsplat_ns.render.torch_backend.rasterize_torch`: the EWA projection runs in
+compiled loops with an explicit backward (:mod:`dynsplat_ns.render.projection_compiled`; with ``Ks.requires_grad``
+the torch projection is used instead), SH colours and the anti-aliasing compensation stay in torch (autograd carries
+the gradients from ``means2d``/``conics``/``opacities``/features into means, quats, scales, viewmats, opacities and
+colours), and the block lists and the compositing step run in compiled loops. The compositor's autograd function
+returns d(loss)/d(means2d, conics, opacities, features, backgrounds) and, with ``absgrad``, attaches
+``means2d.absgrad`` to the very tensor in ``meta``, like the torch compositor.
 
 The compositor cuts the image into ``block x block`` pixel blocks (``block`` divides gsplat's 16 px tile), lists
-each visible Gaussian in the blocks its support box overlaps (:func:`dynsplat_ns.render.blocks.support_boxes`, the
-same boxes as the torch backend) front to back, and walks every block's list once per pixel with early termination,
-one block per task on ``torch.get_num_threads()`` threads. Supported dtypes: float32 and float64.
+each visible Gaussian in the blocks its support box overlaps (the boxes of
+:func:`dynsplat_ns.render.blocks.support_boxes`, as the torch backend) front to back, and walks every block's list
+once per pixel with early termination, one block per task on ``torch.get_num_threads()`` threads. Supported dtypes:
+float32 and float64.
 """
 
 from __future__ import annotations
@@ -20,14 +23,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.blocks import support_boxes
 from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
-from dynsplat_ns.render.features import finish_render
+from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
 from dynsplat_ns.render.meta import make_meta
-from dynsplat_ns.render.rules import ALPHA_MIN, TILE_SIZE
+from dynsplat_ns.render.projection_compiled import project_compiled
+from dynsplat_ns.render.rules import TILE_SIZE
 from dynsplat_ns.render.torch_backend import composite_inputs
 
-__all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "composite_compiled", "rasterize_compiled"]
+__all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "compiled_inputs", "composite_compiled", "rasterize_compiled"]
 
 #: Dtypes the compiled kernels handle.
 COMPILED_DTYPES = (torch.float32, torch.float64)
@@ -73,34 +76,36 @@ class CompiledCompositor(torch.autograd.Function):
         flat_f = features.detach().reshape(-1, n_ch).contiguous()
         bg = backgrounds.detach().contiguous() if backgrounds is not None else flat_m.new_empty(0)
         with torch.no_grad():
-            vis = torch.nonzero((radii.reshape(-1) > 0) & (flat_o >= ALPHA_MIN)).squeeze(1)
-            vis = vis[torch.argsort(depths.reshape(-1)[vis], stable=True)].contiguous()  # front to back
-            boxes = support_boxes(flat_m[vis], flat_c[vis], flat_o[vis], radii.reshape(-1)[vis], width, height)
-            lists = ext.build_lists(vis, *(b.contiguous() for b in boxes), n_gauss, n_cams, block, blocks_x, blocks_y)
+            flat_d = depths.detach().reshape(-1).to(flat_m.dtype).contiguous()
+            flat_r = radii.reshape(-1).to(torch.int32).contiguous()
+            # (vis, start, entries, gen_first, slot_of_gen, packed, rows): see csrc/lists_kernels.h
+            vis, start, entries, gen_first, slot_of_gen, packed, rows = ext.block_lists(
+                flat_m, flat_c, flat_o, flat_d, flat_r, n_gauss, n_cams, width, height, block, blocks_x, blocks_y
+            )
             render, t_final, last = ext.composite_forward(
-                flat_m, flat_c, flat_o, flat_f, bg, lists[0], lists[1], n_cams, width, height, block, blocks_x,
-                blocks_y,
+                flat_o, flat_f, bg, start, entries, packed, rows, n_cams, width, height, block, blocks_x, blocks_y
             )
         ctx.geometry = (n_cams, width, height, block, blocks_x, blocks_y)
         ctx.absgrad = absgrad
         ctx.has_backgrounds = backgrounds is not None
         ctx.means2d_ref = means2d if absgrad else None  # backward attaches `.absgrad` to the tensor in `meta`
-        ctx.save_for_backward(flat_m, flat_c, flat_o, flat_f, bg, vis, *lists, t_final, last)
+        saved = (flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last)
+        ctx.save_for_backward(*saved)
         return render, (1.0 - t_final)[..., None]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_render: Tensor, grad_alpha: Tensor):
         ext = _kernels()
-        flat_m, flat_c, flat_o, flat_f, bg, vis, start, entries, gen_first, slot_of_gen, t_final, last = (
+        flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last = (
             ctx.saved_tensors
         )
         n_cams, width, height, block, blocks_x, blocks_y = ctx.geometry
         n_flat, n_ch = flat_f.shape
         n_gauss = n_flat // n_cams
-        dtype = flat_m.dtype
+        dtype = flat_f.dtype
         v_m, v_c, v_o, v_f, v_abs = ext.composite_backward(
-            flat_m, flat_c, flat_o, flat_f, bg, start, entries, vis, gen_first, slot_of_gen, t_final, last,
+            flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last,
             grad_render.to(dtype).contiguous(), grad_alpha.to(dtype).reshape(n_cams, height, width).contiguous(),
             n_cams, width, height, block, blocks_x, blocks_y, bool(ctx.absgrad),
         )
@@ -122,6 +127,42 @@ class CompiledCompositor(torch.autograd.Function):
             None,
             None,
         )
+
+
+def compiled_inputs(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    sh_degree: int | None,
+    backgrounds: Tensor | None,
+    render_mode: str,
+    near_plane: float,
+    far_plane: float,
+    eps2d: float,
+    rasterize_mode: str,
+):
+    """:func:`dynsplat_ns.render.torch_backend.composite_inputs` with the compiled projection
+    (:func:`dynsplat_ns.render.projection_compiled.project_compiled`); colours, opacities and features in torch.
+
+    Returns:
+        ``(proj, opacities [C, N], features [C, N, D'], backgrounds [C, D'] or None)``.
+    """
+    proj = project_compiled(
+        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
+        calc_compensations=rasterize_mode == "antialiased",
+    )
+    opac = opacities[None, :].expand(viewmats.shape[0], -1)  # [C, N]
+    if proj.compensations is not None:
+        opac = opac * proj.compensations
+    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
+    feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
+    return proj, opac, feats, bgs
 
 
 def composite_compiled(
@@ -204,10 +245,9 @@ def rasterize_compiled(
         raise ValueError(
             f"rasterize: backend='cpp' needs float32/float64 CPU tensors, got {means.dtype} on {means.device.type}"
         )
-    proj, opac, feats, bgs = composite_inputs(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode,
-        near_plane, far_plane, eps2d, rasterize_mode,
-    )
+    inputs = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
+    inputs += (render_mode, near_plane, far_plane, eps2d, rasterize_mode)
+    proj, opac, feats, bgs = (composite_inputs if Ks.requires_grad else compiled_inputs)(*inputs)
     render, alpha = composite_compiled(
         proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height, absgrad, block
     )

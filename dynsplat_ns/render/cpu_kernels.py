@@ -1,5 +1,5 @@
-"""Lazy loader of the compiled CPU kernels (``csrc/*.cpp``, one C++/OpenMP torch extension): the rasterizer's block
-compositor and the HexPlane feature lookup.
+"""Lazy loader of the compiled CPU kernels (``csrc/*.cpp``, one C++/OpenMP torch extension): the rasterizer's
+projection, block lists and compositor, and the HexPlane feature lookup.
 
 Nothing is compiled at import time. The first call of :func:`load_cpu_kernels` in a process builds the extension with
 ``torch.utils.cpp_extension.load`` (about a minute, once per user and source/flag version: the artefact is cached in
@@ -32,7 +32,9 @@ OPT_OUT_ENV = "DYNSPLAT_CPU_KERNELS"
 #: them are not tracked by torch's rebuild check: change a .cpp when a header changes.
 SOURCES = tuple(
     Path(__file__).with_name("csrc") / name
-    for name in ("bindings.cpp", "composite_kernels.cpp", "hexplane_kernels.cpp")
+    for name in (
+        "bindings.cpp", "projection_kernels.cpp", "lists_kernels.cpp", "composite_kernels.cpp", "hexplane_kernels.cpp"
+    )
 )
 #: Compiler flags. -fno-trapping-math and -ffinite-math-only let GCC vectorise the per-pixel loops' selects and
 #: min (inputs are finite); neither changes a result.
@@ -82,9 +84,9 @@ def load_cpu_kernels() -> ModuleType | None:
     """The compiled kernels, built or loaded on the first call of the process; None when unavailable.
 
     Returns:
-        The extension module (``build_lists``, ``composite_forward``, ``composite_backward``, ``hexplane_forward``,
-        ``hexplane_backward``), or None when opted out (``DYNSPLAT_CPU_KERNELS=0``) or when the build failed (then
-        one ``RuntimeWarning`` per process says why).
+        The extension module (``project_forward``, ``project_backward``, ``block_lists``, ``composite_forward``,
+        ``composite_backward``, ``hexplane_forward``, ``hexplane_backward``), or None when opted out
+        (``DYNSPLAT_CPU_KERNELS=0``) or when the build failed (then one ``RuntimeWarning`` per process says why).
     """
     if _opted_out():
         return None

@@ -106,8 +106,9 @@ def test_meta_means2d_grad_and_absgrad_match_torch(kernels):
         out[backend] = meta
     meta_c, meta_t = out["cpp"], out["torch"]
     assert set(meta_c) == set(meta_t) and meta_c["backend"] == "cpp"
-    for key in ("radii", "depths", "conics", "opacities"):
-        torch.testing.assert_close(meta_c[key], meta_t[key], rtol=0, atol=0)
+    torch.testing.assert_close(meta_c["radii"], meta_t["radii"], rtol=0, atol=0)
+    for key in ("depths", "conics", "opacities"):  # the compiled projection: same formulas, other rounding
+        torch.testing.assert_close(meta_c[key], meta_t[key], rtol=1e-12, atol=1e-12)
     assert torch.count_nonzero(meta_t["means2d"].absgrad) > 0
     torch.testing.assert_close(meta_c["means2d"].grad, meta_t["means2d"].grad, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(meta_c["means2d"].absgrad, meta_t["means2d"].absgrad, rtol=1e-9, atol=1e-12)

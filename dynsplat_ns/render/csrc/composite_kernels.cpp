@@ -11,6 +11,8 @@
 // (q = features . dL/drender), so dL/da_i = T_i q_i - S / (1 - a_i). Gradients are summed per list entry (each entry
 // belongs to one block: no races, results independent of the thread count), then per Gaussian (reduce_rows).
 //
+// Each entry is read from its packed record (lists_kernels.h) and walks only the block rows its support box overlaps;
+// for 3 or 4 channels the colour accumulation / gradient sums are fused into the per-pixel loops.
 // The loops over a block's pixels are innermost and branch-free, so the compiler vectorises them (float: a
 // polynomial exp; double: std::exp). The block side is a template parameter (fixed trip counts).
 
@@ -99,16 +101,17 @@ int block_pixels(const Grid& g, int64_t bid, T* cx, T* cy, int64_t* pix) {
   return inside;
 }
 
-// One list entry against the P pixels of a block, front to back: composites it where it passes the rules, updates
-// T, the live flags (0 once a pixel has stopped) and last, writes the weights w; returns their sum (0: composited
-// nowhere). A separate function with restrict pointers, so that GCC vectorises the loop.
-template <typename T, int P>
+// One list entry against the pixels [p0, p1) of a block (the rows its support box overlaps; it fails the rules
+// elsewhere), front to back: composites it where it passes the rules, updates T, the live flags (0 once a pixel has
+// stopped) and last, writes the weights w; returns their sum (0: composited nowhere). A separate function with
+// restrict pointers, so that GCC vectorises the loop.
+template <typename T>
 inline T forward_pixels(const T* __restrict cx, const T* __restrict cy, T* __restrict live, T* __restrict T_,
                         T* __restrict w, int32_t* __restrict lastp, T mx, T my, T ca, T cb, T cc, T op,
-                        int32_t next) {
+                        int32_t next, int p0, int p1) {
   const T a_min = static_cast<T>(kAlphaMin), a_max = static_cast<T>(kAlphaMax), t_min = static_cast<T>(kTMin);
 #pragma omp simd
-  for (int p = 0; p < P; ++p) {
+  for (int p = p0; p < p1; ++p) {
     const T dx = mx - cx[p], dy = my - cy[p];
     const T sigma = (ca * dx * dx) * T(0.5) + (cc * dy * dy) * T(0.5) + (cb * dx) * dy;
     const T al = min_(op * exp_nonpos(-sigma), a_max);
@@ -122,11 +125,81 @@ inline T forward_pixels(const T* __restrict cx, const T* __restrict cy, T* __res
   }
   T weight = 0;  // a separate loop: with this reduction inside the loop above, GCC no longer vectorises it
 #pragma omp simd reduction(+ : weight)
-  for (int p = 0; p < P; ++p) weight += w[p];
+  for (int p = p0; p < p1; ++p) weight += w[p];
   return weight;
 }
 
-template <typename T, int B>
+// Fused forward of one list entry for DC = 3 or 4 channels: forward_pixels plus the colour accumulation, one loop.
+template <typename T, int DC>
+inline void forward_fused(const T* __restrict cx, const T* __restrict cy, T* __restrict live, T* __restrict T_,
+                          int32_t* __restrict lastp, T* __restrict a0, T* __restrict a1, T* __restrict a2,
+                          T* __restrict a3, const T* f, T mx, T my, T ca, T cb, T cc, T op, int32_t next, int p0,
+                          int p1) {
+  const T a_min = static_cast<T>(kAlphaMin), a_max = static_cast<T>(kAlphaMax), t_min = static_cast<T>(kTMin);
+  const T f0 = f[0], f1 = f[1], f2 = f[2], f3 = DC > 3 ? f[DC - 1] : T(0);
+#pragma omp simd
+  for (int p = p0; p < p1; ++p) {
+    const T dx = mx - cx[p], dy = my - cy[p];
+    const T sigma = (ca * dx * dx) * T(0.5) + (cc * dy * dy) * T(0.5) + (cb * dx) * dy;
+    const T al = min_(op * exp_nonpos(-sigma), a_max);
+    const bool ok = (sigma >= T(0)) & (al >= a_min) & (live[p] > T(0));
+    const T tn = T_[p] * (T(1) - al);
+    const bool inc = ok & (tn > t_min);
+    const T w = inc ? al * T_[p] : T(0);
+    live[p] = (ok & !inc) ? T(0) : live[p];
+    T_[p] = inc ? tn : T_[p];
+    lastp[p] = inc ? next : lastp[p];
+    a0[p] += w * f0;
+    a1[p] += w * f1;
+    a2[p] += w * f2;
+    if constexpr (DC > 3) a3[p] += w * f3;
+  }
+}
+
+// Fused backward of one list entry for DC = 3 or 4 channels, after entry_alphas: q, backward_pixels and the
+// feature gradient sums in one loop.
+template <typename T, int DC>
+inline void backward_fused(const T* __restrict cx, const T* __restrict cy, const T* __restrict alpha,
+                           const T* __restrict okv, const T* __restrict g0, const T* __restrict g1,
+                           const T* __restrict g2, const T* __restrict g3, const T* f, T* __restrict T_,
+                           T* __restrict S, T mx, T my, T ca, T cb, T cc, T* __restrict out, int p0, int p1) {
+  const T a_max = static_cast<T>(kAlphaMax);
+  const T f0 = f[0], f1 = f[1], f2 = f[2], f3 = DC > 3 ? f[DC - 1] : T(0);
+  T s_mx = 0, s_my = 0, s_ca = 0, s_cb = 0, s_cc = 0, s_va = 0, s_ax = 0, s_ay = 0;
+  T s_f0 = 0, s_f1 = 0, s_f2 = 0, s_f3 = 0;
+#pragma omp simd reduction(+ : s_mx, s_my, s_ca, s_cb, s_cc, s_va, s_ax, s_ay, s_f0, s_f1, s_f2, s_f3)
+  for (int p = p0; p < p1; ++p) {
+    const T dx = mx - cx[p], dy = my - cy[p];
+    const T al = alpha[p];
+    const bool ok = okv[p] > T(0);
+    T q = f0 * g0[p] + f1 * g1[p] + f2 * g2[p];
+    if constexpr (DC > 3) q += f3 * g3[p];
+    const T inv = T(1) / (T(1) - al);
+    const T ti = ok ? T_[p] * inv : T_[p];
+    const T wi = ok ? al * ti : T(0);
+    const T v = ok ? ti * q - S[p] * inv : T(0);  // dL/dalpha
+    S[p] += wi * q;
+    T_[p] = ti;
+    const T va = (ok & (al < a_max)) ? v * al : T(0);  // -dL/dsigma
+    const T gx = -va * (ca * dx + cb * dy), gy = -va * (cb * dx + cc * dy);
+    s_mx += gx;
+    s_my += gy;
+    s_ca += -va * (dx * dx) * T(0.5);
+    s_cb += -va * (dx * dy);
+    s_cc += -va * (dy * dy) * T(0.5);
+    s_va += va;
+    s_ax += abs_(gx);
+    s_ay += abs_(gy);
+    s_f0 += wi * g0[p];
+    s_f1 += wi * g1[p];
+    s_f2 += wi * g2[p];
+    if constexpr (DC > 3) s_f3 += wi * g3[p];
+  }
+  const T sums[kRowExtra + 4] = {s_mx, s_my, s_ca, s_cb, s_cc, s_va, s_ax, s_ay, s_f0, s_f1, s_f2, s_f3};
+  for (int c = 0; c < kRowExtra + DC; ++c) out[c] = sums[c];
+}
+
+template <typename T, int B, int DC>
 void forward_impl(const Splats<T>& s, const Grid& g, T* render, T* t_final, int32_t* last) {
   constexpr int P = B * B;
   const int64_t D = s.n_ch;
@@ -146,11 +219,23 @@ void forward_impl(const Splats<T>& s, const Grid& g, T* render, T* t_final, int3
     const int64_t s0 = s.start[bid], s1 = s.start[bid + 1];
     bool any_live = inside > 0;
     for (int64_t k = s0; k < s1 && any_live; ++k) {
-      const int64_t gi = s.entries[k];
-      const T mx = s.means2d[2 * gi], my = s.means2d[2 * gi + 1];
-      const T ca = s.conics[3 * gi], cb = s.conics[3 * gi + 1], cc = s.conics[3 * gi + 2], op = s.opacities[gi];
+      const T* e = s.packed + kPacked * k;
+      const T mx = e[0], my = e[1], ca = e[2], cb = e[3], cc = e[4], op = e[5];
+      const int p0 = (s.rows[k] & 255) * B, p1 = (s.rows[k] >> 8) * B;
       const int32_t next = static_cast<int32_t>(k - s0 + 1);
-      const T weight = forward_pixels<T, P>(cx, cy, live, T_, w, lastp, mx, my, ca, cb, cc, op, next);
+      if constexpr (DC > 0) {
+        T* a = acc.data();
+        forward_fused<T, DC>(cx, cy, live, T_, lastp, a, a + P, a + 2 * P, DC > 3 ? a + 3 * P : nullptr,
+                             s.features + s.entries[k] * DC, mx, my, ca, cb, cc, op, next, p0, p1);
+        if ((k - s0) % kStopCheck == kStopCheck - 1) {
+          T any = 0;
+#pragma omp simd reduction(+ : any)
+          for (int p = 0; p < P; ++p) any += live[p];
+          any_live = any > T(0);
+        }
+        continue;
+      }
+      const T weight = forward_pixels<T>(cx, cy, live, T_, w, lastp, mx, my, ca, cb, cc, op, next, p0, p1);
       if (weight == T(0)) {  // nothing composited: no colour to add (a pixel may have stopped)
         if ((k - s0) % kStopCheck == kStopCheck - 1) {
           T any = 0;
@@ -160,12 +245,12 @@ void forward_impl(const Splats<T>& s, const Grid& g, T* render, T* t_final, int3
         }
         continue;
       }
-      const T* f = s.features + gi * D;
+      const T* f = s.features + s.entries[k] * D;
       for (int64_t d = 0; d < D; ++d) {
         T* a = acc.data() + d * P;
         const T fd = f[d];
 #pragma omp simd
-        for (int p = 0; p < P; ++p) a[p] += w[p] * fd;
+        for (int p = p0; p < p1; ++p) a[p] += w[p] * fd;
       }
       if ((k - s0) % kStopCheck == kStopCheck - 1) {
         T any = 0;
@@ -191,13 +276,14 @@ void forward_impl(const Splats<T>& s, const Grid& g, T* render, T* t_final, int3
 // pixels composited the entry (false: none did), backward_pixels updates T and S back to front (see the header
 // comment), writes the weights w and the entry's gradient sums out[0 .. kRowExtra). Separate functions with restrict
 // pointers, so that GCC vectorises the loops.
-template <typename T, int P>
+template <typename T>
 inline bool entry_alphas(const T* __restrict cx, const T* __restrict cy, const T* __restrict lastp,
-                         T* __restrict alpha, T* __restrict okv, T mx, T my, T ca, T cb, T cc, T op, T idx_t) {
+                         T* __restrict alpha, T* __restrict okv, T mx, T my, T ca, T cb, T cc, T op, T idx_t, int p0,
+                         int p1) {
   const T a_min = static_cast<T>(kAlphaMin), a_max = static_cast<T>(kAlphaMax);
   T n_ok = 0;
 #pragma omp simd reduction(+ : n_ok)
-  for (int p = 0; p < P; ++p) {
+  for (int p = p0; p < p1; ++p) {
     const T dx = mx - cx[p], dy = my - cy[p];
     const T sigma = (ca * dx * dx) * T(0.5) + (cc * dy * dy) * T(0.5) + (cb * dx) * dy;
     const T al = min_(op * exp_nonpos(-sigma), a_max);
@@ -209,14 +295,14 @@ inline bool entry_alphas(const T* __restrict cx, const T* __restrict cy, const T
   return n_ok > T(0);
 }
 
-template <typename T, int P>
+template <typename T>
 inline void backward_pixels(const T* __restrict cx, const T* __restrict cy, const T* __restrict q,
                             const T* __restrict alpha, const T* __restrict okv, T* __restrict T_, T* __restrict S,
-                            T* __restrict w, T mx, T my, T ca, T cb, T cc, T* __restrict out) {
+                            T* __restrict w, T mx, T my, T ca, T cb, T cc, T* __restrict out, int p0, int p1) {
   const T a_max = static_cast<T>(kAlphaMax);
   T s_mx = 0, s_my = 0, s_ca = 0, s_cb = 0, s_cc = 0, s_va = 0, s_ax = 0, s_ay = 0;
 #pragma omp simd reduction(+ : s_mx, s_my, s_ca, s_cb, s_cc, s_va, s_ax, s_ay)
-  for (int p = 0; p < P; ++p) {
+  for (int p = p0; p < p1; ++p) {
     const T dx = mx - cx[p], dy = my - cy[p];
     const T al = alpha[p];
     const bool ok = okv[p] > T(0);
@@ -248,7 +334,7 @@ inline void backward_pixels(const T* __restrict cx, const T* __restrict cy, cons
   out[7] = s_ay;
 }
 
-template <typename T, int B>
+template <typename T, int B, int DC>
 void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const int32_t* last, const T* grad_render,
                    const T* grad_alpha, T* rows) {
   constexpr int P = B * B;
@@ -258,8 +344,11 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
   parallel_tasks(g.n_blocks(), threads, make, [&](std::vector<T>& gpix, int64_t bid) {
     alignas(64) T cx[P], cy[P], T_[P], S[P], q[P], w[P], lastp[P], alpha[P], okv[P];
     int64_t pix[P];
-    if (block_pixels<T, B>(g, bid, cx, cy, pix) == 0) return;
-    const int64_t cam = bid / g.per_cam(), s0 = s.start[bid];
+    const int64_t cam = bid / g.per_cam(), s0 = s.start[bid], s1 = s.start[bid + 1];
+    if (block_pixels<T, B>(g, bid, cx, cy, pix) == 0) {
+      std::fill(rows + s0 * row, rows + s1 * row, T(0));
+      return;
+    }
     int32_t walk = 0;
     for (int p = 0; p < P; ++p) {
       T bg_dot = 0;
@@ -279,27 +368,38 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
       }
       S[p] = T_[p] * bg_dot;
     }
+    std::fill(rows + (s0 + walk) * row, rows + s1 * row, T(0));  // entries behind every pixel's stop
     for (int32_t idx = walk - 1; idx >= 0; --idx) {
-      const int64_t k = s0 + idx, gi = s.entries[k];
-      const T mx = s.means2d[2 * gi], my = s.means2d[2 * gi + 1];
-      const T ca = s.conics[3 * gi], cb = s.conics[3 * gi + 1], cc = s.conics[3 * gi + 2], op = s.opacities[gi];
+      const int64_t k = s0 + idx;
+      const T* e = s.packed + kPacked * k;
+      const T mx = e[0], my = e[1], ca = e[2], cb = e[3], cc = e[4], op = e[5];
+      const int p0 = (s.rows[k] & 255) * B, p1 = (s.rows[k] >> 8) * B;
       // Entries composited nowhere in this block have zero gradients and leave T and S unchanged.
-      if (!entry_alphas<T, P>(cx, cy, lastp, alpha, okv, mx, my, ca, cb, cc, op, static_cast<T>(idx))) continue;
-      const T* f = s.features + gi * D;
-      for (int p = 0; p < P; ++p) q[p] = T(0);
+      T* out = rows + k * row;
+      if (!entry_alphas<T>(cx, cy, lastp, alpha, okv, mx, my, ca, cb, cc, op, static_cast<T>(idx), p0, p1)) {
+        std::fill(out, out + row, T(0));
+        continue;
+      }
+      if constexpr (DC > 0) {
+        const T* gp = gpix.data();
+        backward_fused<T, DC>(cx, cy, alpha, okv, gp, gp + P, gp + 2 * P, DC > 3 ? gp + 3 * P : nullptr,
+                              s.features + s.entries[k] * DC, T_, S, mx, my, ca, cb, cc, out, p0, p1);
+        continue;
+      }
+      const T* f = s.features + s.entries[k] * D;
+      for (int p = p0; p < p1; ++p) q[p] = T(0);
       for (int64_t d = 0; d < D; ++d) {
         const T* gd = gpix.data() + d * P;
         const T fd = f[d];
 #pragma omp simd
-        for (int p = 0; p < P; ++p) q[p] += fd * gd[p];
+        for (int p = p0; p < p1; ++p) q[p] += fd * gd[p];
       }
-      T* out = rows + k * row;
-      backward_pixels<T, P>(cx, cy, q, alpha, okv, T_, S, w, mx, my, ca, cb, cc, out);
+      backward_pixels<T>(cx, cy, q, alpha, okv, T_, S, w, mx, my, ca, cb, cc, out, p0, p1);
       for (int64_t d = 0; d < D; ++d) {
         const T* gd = gpix.data() + d * P;
         T acc = 0;
 #pragma omp simd reduction(+ : acc)
-        for (int p = 0; p < P; ++p) acc += w[p] * gd[p];
+        for (int p = p0; p < p1; ++p) acc += w[p] * gd[p];
         out[kRowExtra + d] = acc;
       }
     }
@@ -319,7 +419,10 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
 
 template <typename T>
 void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_final, int32_t* last) {
-#define DYNSPLAT_FWD(B) forward_impl<T, B>(s, grid, render, t_final, last)
+#define DYNSPLAT_FWD(B)                                                          \
+  if (s.n_ch == 3) forward_impl<T, B, 3>(s, grid, render, t_final, last);      \
+  else if (s.n_ch == 4) forward_impl<T, B, 4>(s, grid, render, t_final, last); \
+  else forward_impl<T, B, 0>(s, grid, render, t_final, last)
   DYNSPLAT_BLOCK_SWITCH(grid.block, DYNSPLAT_FWD)
 #undef DYNSPLAT_FWD
 }
@@ -327,7 +430,10 @@ void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_fin
 template <typename T>
 void composite_backward(const Splats<T>& s, const Grid& grid, const T* t_final, const int32_t* last,
                         const T* grad_render, const T* grad_alpha, T* rows) {
-#define DYNSPLAT_BWD(B) backward_impl<T, B>(s, grid, t_final, last, grad_render, grad_alpha, rows)
+#define DYNSPLAT_BWD(B)                                                                            \
+  if (s.n_ch == 3) backward_impl<T, B, 3>(s, grid, t_final, last, grad_render, grad_alpha, rows);      \
+  else if (s.n_ch == 4) backward_impl<T, B, 4>(s, grid, t_final, last, grad_render, grad_alpha, rows); \
+  else backward_impl<T, B, 0>(s, grid, t_final, last, grad_render, grad_alpha, rows)
   DYNSPLAT_BLOCK_SWITCH(grid.block, DYNSPLAT_BWD)
 #undef DYNSPLAT_BWD
 }

@@ -18,17 +18,22 @@ struct Grid {
 // Per list entry gradient row: mean x, y, conic a, b, c, sum(dL/dalpha * alpha), |mean x|, |mean y|, then D features.
 constexpr int64_t kRowExtra = 8;
 
-// Screen-space Gaussians, flat over cameras (index cam * N + g), and the block lists (start [B + 1], entries [I]).
+// Values per list entry in Splats::packed: mean x, y, conic a, b, c, opacity, 2 unused (32-byte aligned records).
+constexpr int64_t kPacked = 8;
+
+// Screen-space Gaussians, flat over cameras (index cam * N + g), and the block lists (start [B + 1], entries [I]
+// with, per entry, the Gaussian's packed values and the rows [rows & 255, rows >> 8) of the block its support box
+// overlaps; lists_kernels.h).
 template <typename T>
 struct Splats {
-  const T* means2d;    // [CN, 2]
-  const T* conics;     // [CN, 3]
   const T* opacities;  // [CN]
   const T* features;   // [CN, D]
   int64_t n_ch;        // D
   const T* backgrounds;  // [C, D] or nullptr
   const int64_t* start;
   const int64_t* entries;
+  const T* packed;       // [I, kPacked]
+  const int32_t* rows;   // [I]
 };
 
 // render [C, H, W, D] (background included), t_final [C, H, W], last [C, H, W] (list entries up to and including
@@ -36,7 +41,7 @@ struct Splats {
 template <typename T>
 void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_final, int32_t* last);
 
-// rows [I, kRowExtra + D] (zero-initialised): per list entry gradient sums.
+// rows [I, kRowExtra + D] (overwritten): per list entry gradient sums.
 template <typename T>
 void composite_backward(const Splats<T>& s, const Grid& grid, const T* t_final, const int32_t* last,
                         const T* grad_render, const T* grad_alpha, T* rows);
