@@ -4,17 +4,21 @@ Two measurements, each backend in its own subprocess (so peak RSS is its own):
 
 * ``viewer``: frames/s of inference-only renders at viewer size (512 x 512, 50k Gaussians of
   ``benchmarks/rasterizer.py``'s random scene, RGB, no gradients), median over a few frames after a warm-up.
-* ``train-step``: seconds per training step of ``dynsplat-4dgs`` (deformation on from the first step) on a
-  generated 160 px moving scene, pure torch (``DYNSPLAT_CPU_KERNELS=0``) vs the compiled kernels (rasterizer and
-  HexPlane lookup), with its seed points replicated to about ``--gaussians`` Gaussians (default 30k)
-  and densification off, so both backends train the same number of Gaussians; median of the timed steps after a
-  warm-up. Also reports the share of the step spent in ``rasterize`` (forward; its backward is inside
-  ``loss.backward``).
+* ``train-step``: seconds per training step of ``dynsplat-4dgs``, ``-som`` and ``-marbles`` (``--methods``; motion
+  on from the first step) on a generated 160 px moving scene, pure torch (``DYNSPLAT_CPU_KERNELS=0``: torch
+  rasterizer and HexPlane) vs the compiled kernels (rasterizer and HexPlane lookup), with its seed points replicated
+  to about ``--gaussians`` Gaussians (default 30k) and densification off, so both backends train the same number of
+  Gaussians; median wall and process CPU time of the timed steps after a warm-up. Also reports the ``rasterize``
+  forward per step (its backward is inside ``loss.backward``).
+
+Wall times on a shared machine are pessimistic (other processes take the cores); CPU times are the work done by
+this process (with several threads: summed over them).
 
 Usage::
 
     python benchmarks/cpu_backends.py viewer [--threads 1]
     python benchmarks/cpu_backends.py train-step [--threads 1] [--steps 20] [--gaussians 30000]
+        [--methods 4dgs,som,marbles]
 """
 
 from __future__ import annotations
@@ -59,14 +63,22 @@ def viewer_worker(backend: str, n: int, size: int, frames: int) -> dict:
             "peak_rss_mb": _peak_rss_mb()}
 
 
-def train_worker(backend: str, scene: Path, steps: int, warmup: int, gaussians: int) -> dict:
-    """Training steps of dynsplat-4dgs with one backend (in its own process)."""
+#: Methods of the train-step benchmark: their registered method configs.
+METHODS = {
+    "4dgs": "dynsplat_ns.method_configs.fourdgs:fourdgs_method",
+    "som": "dynsplat_ns.method_configs.som:som_method",
+    "marbles": "dynsplat_ns.method_configs.marbles:marbles_method",
+}
+
+
+def train_worker(backend: str, method: str, scene: Path, steps: int, warmup: int, gaussians: int) -> dict:
+    """Training steps of one method with one backend (in its own process)."""
     import copy
     import dataclasses
+    import importlib
 
     import torch
     from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
-    from dynsplat_ns.method_configs.fourdgs import fourdgs_method
     from nerfstudio.data.datasets.base_dataset import InputDataset
 
     import dynsplat_ns.models.dynamic_splat as dynamic_splat
@@ -74,10 +86,13 @@ def train_worker(backend: str, scene: Path, steps: int, warmup: int, gaussians: 
     from dynsplat_ns.trainer import resolve_run_schedules
 
     total = warmup + steps
-    config = copy.deepcopy(dataclasses.replace(fourdgs_method.config, max_num_iterations=3000))
+    module, name = METHODS[method].split(":")
+    spec = getattr(importlib.import_module(module), name)
+    config = copy.deepcopy(dataclasses.replace(spec.config, max_num_iterations=3000))
     cfg = config.pipeline.model
     cfg.rasterizer_backend = backend
-    cfg.motion.static_warmup_steps = 0  # the HexPlane deformation runs from the first step
+    if hasattr(cfg.motion, "static_warmup_steps"):
+        cfg.motion.static_warmup_steps = 0  # the motion model runs from the first step
     config, _ = resolve_run_schedules(config)
     cfg = config.pipeline.model
     cfg.stop_split_at = 0  # no densification: the same Gaussians for both backends
@@ -106,13 +121,20 @@ def train_worker(backend: str, scene: Path, steps: int, warmup: int, gaussians: 
         return result
 
     dynamic_splat.rasterize = timed_rasterize
-    stamps = [time.perf_counter()]
-    on_step = lambda *_: stamps.append(time.perf_counter())  # noqa: E731
+    stamps, cpu_stamps = [time.perf_counter()], [time.process_time()]
+
+    def on_step(*_):
+        stamps.append(time.perf_counter())
+        cpu_stamps.append(time.process_time())
+
     quick_train(model, out.cameras, images, total, config.optimizers, on_step=on_step)
     step_s = [b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True)][warmup:]
+    step_cpu = [b - a for a, b in zip(cpu_stamps[:-1], cpu_stamps[1:], strict=True)][warmup:]
     return {
         "backend": backend,
+        "method": method,
         "step_s": statistics.median(step_s),
+        "step_cpu_s": statistics.median(step_cpu),
         "raster_fwd_s": statistics.median(raster_s[warmup:]),
         "gaussians": model.num_points,
         "size": int(out.cameras.width[0]),
@@ -139,6 +161,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="train-step: timed steps")
     parser.add_argument("--warmup", type=int, default=5, help="train-step: untimed first steps")
     parser.add_argument("--gaussians", type=int, default=30_000, help="train-step: Gaussians trained")
+    parser.add_argument("--methods", default="4dgs", help=f"train-step: comma-separated of {', '.join(METHODS)}")
     parser.add_argument("--size", type=int, default=None, help="image size (viewer 512, train-step 160)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
@@ -152,12 +175,12 @@ def main() -> None:
         if args.what == "viewer":
             result = viewer_worker(args.worker, 50_000, args.size or 512, args.frames)
         else:
-            result = train_worker(args.worker, args.scene, args.steps, args.warmup, args.gaussians)
+            result = train_worker(args.worker, args.methods, args.scene, args.steps, args.warmup, args.gaussians)
         print(json.dumps({**result, "threads": torch.get_num_threads()}))
         return
 
     common = ["--threads", str(args.threads)] if args.threads else []
-    print(f"# {args.what}: load average at start {os.getloadavg()[0]:.2f}")
+    print(f"# {args.what}: load average at start {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     if args.what == "viewer":
         print("| backend | frames/s | wall s / frame | CPU s / frame | peak RSS MB | threads |")
         print("|---|---|---|---|---|---|")
@@ -170,15 +193,21 @@ def main() -> None:
 
         with tempfile.TemporaryDirectory() as tmp:
             scene = make_dnerf_scene(Path(tmp) / "scene", size=args.size or 160, n_train=30, n_val=2, n_test=2)
-            print("| backend | s / step | rasterize fwd s / step | Gaussians | image | peak RSS MB | threads |")
-            print("|---|---|---|---|---|---|---|")
-            for backend in args.backends.split(","):
-                r = _subprocess([
-                    args.what, "--worker", backend, "--scene", str(scene), "--steps", str(args.steps),
-                    "--warmup", str(args.warmup), "--gaussians", str(args.gaussians), *common,
-                ], backend)
-                print(f"| {backend} | {r['step_s']:.3f} | {r['raster_fwd_s']:.3f} | {r['gaussians']} | {r['size']} px "
-                      f"| {r['peak_rss_mb']:.0f} | {r['threads']} |", flush=True)
+            print("| method | backend | s / step (wall) | CPU s / step | rasterize fwd wall s / step | Gaussians | "
+                  "image | peak RSS MB | threads | speed-up wall / CPU |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for method in args.methods.split(","):
+                base = None
+                for backend in args.backends.split(","):
+                    r = _subprocess([
+                        args.what, "--worker", backend, "--methods", method, "--scene", str(scene), "--steps",
+                        str(args.steps), "--warmup", str(args.warmup), "--gaussians", str(args.gaussians), *common,
+                    ], backend)
+                    base = base or r
+                    speed = f"{base['step_s'] / r['step_s']:.2f}x / {base['step_cpu_s'] / r['step_cpu_s']:.2f}x"
+                    print(f"| {method} | {backend} | {r['step_s']:.3f} | {r['step_cpu_s']:.3f} | "
+                          f"{r['raster_fwd_s']:.3f} | {r['gaussians']} | {r['size']} px | {r['peak_rss_mb']:.0f} | "
+                          f"{r['threads']} | {speed} |", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")
 
 

@@ -78,18 +78,18 @@ class CompiledCompositor(torch.autograd.Function):
         with torch.no_grad():
             flat_d = depths.detach().reshape(-1).to(flat_m.dtype).contiguous()
             flat_r = radii.reshape(-1).to(torch.int32).contiguous()
-            # (vis, start, entries, gen_first, slot_of_gen, packed, rows): see csrc/lists_kernels.h
-            vis, start, entries, gen_first, slot_of_gen, packed, rows = ext.block_lists(
+            # (vis, start, entries, gen_first, gen_of_slot, packed, rows): see csrc/lists_kernels.h
+            vis, start, entries, gen_first, gen_of_slot, packed, rows = ext.block_lists(
                 flat_m, flat_c, flat_o, flat_d, flat_r, n_gauss, n_cams, width, height, block, blocks_x, blocks_y
             )
-            render, t_final, last = ext.composite_forward(
+            render, t_final, last, masks = ext.composite_forward(
                 flat_o, flat_f, bg, start, entries, packed, rows, n_cams, width, height, block, blocks_x, blocks_y
             )
         ctx.geometry = (n_cams, width, height, block, blocks_x, blocks_y)
         ctx.absgrad = absgrad
         ctx.has_backgrounds = backgrounds is not None
         ctx.means2d_ref = means2d if absgrad else None  # backward attaches `.absgrad` to the tensor in `meta`
-        saved = (flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last)
+        saved = (flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, gen_of_slot, t_final, last, masks)
         ctx.save_for_backward(*saved)
         return render, (1.0 - t_final)[..., None]
 
@@ -97,7 +97,7 @@ class CompiledCompositor(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_render: Tensor, grad_alpha: Tensor):
         ext = _kernels()
-        flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last = (
+        flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, gen_of_slot, t_final, last, masks = (
             ctx.saved_tensors
         )
         n_cams, width, height, block, blocks_x, blocks_y = ctx.geometry
@@ -105,7 +105,7 @@ class CompiledCompositor(torch.autograd.Function):
         n_gauss = n_flat // n_cams
         dtype = flat_f.dtype
         v_m, v_c, v_o, v_f, v_abs = ext.composite_backward(
-            flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, slot_of_gen, t_final, last,
+            flat_o, flat_f, bg, start, entries, packed, rows, vis, gen_first, gen_of_slot, t_final, last, masks,
             grad_render.to(dtype).contiguous(), grad_alpha.to(dtype).reshape(n_cams, height, width).contiguous(),
             n_cams, width, height, block, blocks_x, blocks_y, bool(ctx.absgrad),
         )

@@ -28,12 +28,13 @@ __all__ = ["CXX_FLAGS", "OPT_OUT_ENV", "SOURCES", "cpu_kernels_available", "load
 
 #: Set to "0" to never build or use the compiled CPU kernels.
 OPT_OUT_ENV = "DYNSPLAT_CPU_KERNELS"
-#: The C++ sources of the extension (torch bindings; torch-free kernels, which compile in seconds). Headers next to
-#: them are not tracked by torch's rebuild check: change a .cpp when a header changes.
+#: The C++ sources of the extension (torch bindings; torch-free kernels, which compile in seconds). The build's cache
+#: key hashes them and the headers next to them (a changed file gets a fresh build directory).
 SOURCES = tuple(
     Path(__file__).with_name("csrc") / name
     for name in (
-        "bindings.cpp", "projection_kernels.cpp", "lists_kernels.cpp", "composite_kernels.cpp", "hexplane_kernels.cpp"
+        "bindings.cpp", "projection_kernels.cpp", "lists_kernels.cpp", "composite_kernels.cpp", "composite_rows.cpp",
+        "hexplane_kernels.cpp",
     )
 )
 #: Compiler flags. -fno-trapping-math and -ffinite-math-only let GCC vectorise the per-pixel loops' selects and
@@ -60,6 +61,16 @@ def _cpu_flags() -> list[str]:
     return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
 
 
+def _build_key(flags: list[str]) -> str:
+    """Cache key of a build: torch version, flags and the contents of every file in ``csrc`` (headers included), so
+    that checkouts with different kernels never share (and rebuild back and forth) one build directory."""
+    digest = hashlib.sha1(" ".join([torch.__version__, *flags]).encode())
+    for path in sorted(SOURCES[0].parent.glob("*")):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def _build() -> ModuleType:
     from torch.utils import cpp_extension  # lazy: pulls in setuptools
 
@@ -71,8 +82,7 @@ def _build() -> ModuleType:
         raise RuntimeError(f"no C++ compiler ({compiler!r} is not on PATH)")
     cpp_extension.verify_ninja_availability()
     flags = [*CXX_FLAGS, *_cpu_flags()]
-    key = hashlib.sha1(" ".join([torch.__version__, *flags]).encode()).hexdigest()[:10]
-    name = f"dynsplat_cpu_kernels_{key}"
+    name = f"dynsplat_cpu_kernels_{_build_key(flags)}"
     build_dir = Path(cpp_extension._get_build_directory(name, False))  # honours $TORCH_EXTENSIONS_DIR
     if not (build_dir / f"{name}.so").exists():  # say why the first call pauses
         print(f"dynsplat: compiling the CPU kernels into {build_dir} (once per user, about a minute)", file=sys.stderr)

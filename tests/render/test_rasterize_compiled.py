@@ -211,7 +211,8 @@ def test_degenerate_scenes(kernels, case):
     assert (case == "one-pixel") == bool(torch.all(alpha > 0.3))
 
 
-def test_thread_count_does_not_change_results(kernels):
+@pytest.mark.parametrize("block", [4, 8])  # generic loops, 8 x 8 fast path (composite_rows.cpp)
+def test_thread_count_does_not_change_results(kernels, block):
     """The compositor sums gradients per (block, Gaussian) entry, then per Gaussian in a fixed order: bitwise
     identical results whatever the number of threads (torch's own ops, e.g. the projection, may differ in the last
     bit, so the compositor is fed one fixed projection)."""
@@ -227,7 +228,7 @@ def test_thread_count_does_not_change_results(kernels):
             torch.set_num_threads(n_threads)
             leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
             render, alpha = composite_compiled(
-                *leaves, scene["backgrounds"], proj.depths, proj.radii, 96, 80, absgrad=True, block=4
+                *leaves, scene["backgrounds"], proj.depths, proj.radii, 96, 80, absgrad=True, block=block
             )
             (render.sum() + alpha.sum()).backward()
             results.append((render, alpha, [t.grad for t in leaves]))

@@ -28,7 +28,8 @@ dynsplat::Grid make_grid(int64_t n_cams, int64_t width, int64_t height, int64_t 
 template <typename T>
 dynsplat::Splats<T> splats(const torch::Tensor& opacities, const torch::Tensor& features,
                            const torch::Tensor& backgrounds, const torch::Tensor& start, const torch::Tensor& entries,
-                           const torch::Tensor& packed, const torch::Tensor& rows) {
+                           const torch::Tensor& packed, const torch::Tensor& rows,
+                           const torch::Tensor* gen_of_slot = nullptr) {
   TORCH_CHECK(packed.numel() == dynsplat::kPacked * entries.numel() && rows.numel() == entries.numel(),
               "dynsplat cpu kernels: packed [I, 8] and rows [I] must match entries [I]");
   TORCH_CHECK(rows.scalar_type() == torch::kInt32, "dynsplat cpu kernels: rows must be int32");
@@ -39,7 +40,8 @@ dynsplat::Splats<T> splats(const torch::Tensor& opacities, const torch::Tensor& 
           start.data_ptr<int64_t>(),
           entries.data_ptr<int64_t>(),
           packed.data_ptr<T>(),
-          rows.data_ptr<int32_t>()};
+          rows.data_ptr<int32_t>(),
+          gen_of_slot ? gen_of_slot->data_ptr<int64_t>() : nullptr};
 }
 
 }  // namespace
@@ -54,7 +56,7 @@ torch::Tensor owning_tensor(std::vector<V>&& values) {
 }
 
 // Block lists (lists_kernels.h) of screen-space Gaussians means2d [CN, 2], conics [CN, 3], opacities [CN],
-// depths [CN], radii [CN] int32: (vis [V], start [B + 1], entries [I], gen_first [V + 1], slot_of_gen [I],
+// depths [CN], radii [CN] int32: (vis [V], start [B + 1], entries [I], gen_first [V + 1], gen_of_slot [I],
 // packed [I, 8], rows [I] int32).
 std::vector<torch::Tensor> block_lists(torch::Tensor means2d, torch::Tensor conics, torch::Tensor opacities,
                                        torch::Tensor depths, torch::Tensor radii, int64_t n_gauss, int64_t n_cams,
@@ -74,7 +76,7 @@ std::vector<torch::Tensor> block_lists(torch::Tensor means2d, torch::Tensor coni
                                                  radii.data_ptr<int32_t>(), n_gauss, grid);
     out = {owning_tensor(std::move(lists.vis)), owning_tensor(std::move(lists.start)),
            owning_tensor(std::move(lists.entries)), owning_tensor(std::move(lists.gen_first)),
-           owning_tensor(std::move(lists.slot_of_gen)),
+           owning_tensor(std::move(lists.gen_of_slot)),
            owning_tensor(std::move(lists.packed)).view({-1, dynsplat::kPacked}), owning_tensor(std::move(lists.rows))};
   });
   return out;
@@ -155,7 +157,8 @@ std::vector<torch::Tensor> project_backward(torch::Tensor means, torch::Tensor q
   return {v_means, v_quats, v_scales, v_view};
 }
 
-// Forward: (render [C, H, W, D] with background, t_final [C, H, W], last [C, H, W] int32).
+// Forward: (render [C, H, W, D] with background, t_final [C, H, W], last [C, H, W] int32, masks [I] int64 (the
+// pixels that composited each list entry, for the backward; empty unless composite_kernels.h's rows8_fast)).
 std::vector<torch::Tensor> composite_forward(torch::Tensor opacities, torch::Tensor features,
                                              torch::Tensor backgrounds, torch::Tensor start, torch::Tensor entries,
                                              torch::Tensor packed, torch::Tensor rows, int64_t n_cams, int64_t width,
@@ -166,12 +169,15 @@ std::vector<torch::Tensor> composite_forward(torch::Tensor opacities, torch::Ten
   torch::Tensor render = torch::empty({n_cams, height, width, features.size(1)}, fopts);
   torch::Tensor t_final = torch::empty({n_cams, height, width}, fopts);
   torch::Tensor last = torch::empty({n_cams, height, width}, fopts.dtype(torch::kInt32));
+  const bool fast = dynsplat::rows8_fast(grid, features.size(1));
+  torch::Tensor masks = torch::empty({fast ? entries.numel() : 0}, fopts.dtype(torch::kInt64));
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "dynsplat_composite_forward", [&] {
     dynsplat::composite_forward<scalar_t>(
         splats<scalar_t>(opacities, features, backgrounds, start, entries, packed, rows), grid,
-        render.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>());
+        render.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>(),
+        fast ? reinterpret_cast<uint64_t*>(masks.data_ptr<int64_t>()) : nullptr);
   });
-  return {render, t_final, last};
+  return {render, t_final, last, masks};
 }
 
 // Backward: (v_means2d [CN, 2], v_conics [CN, 3], v_opacities [CN], v_features [CN, D], v_abs [CN, 2] or empty).
@@ -179,14 +185,17 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor opacities, torch::Te
                                               torch::Tensor backgrounds, torch::Tensor start, torch::Tensor entries,
                                               torch::Tensor packed, torch::Tensor rows, torch::Tensor vis,
                                               torch::Tensor gen_first,
-                                              torch::Tensor slot_of_gen, torch::Tensor t_final, torch::Tensor last,
-                                              torch::Tensor grad_render, torch::Tensor grad_alpha, int64_t n_cams,
+                                              torch::Tensor gen_of_slot, torch::Tensor t_final, torch::Tensor last,
+                                              torch::Tensor masks, torch::Tensor grad_render, torch::Tensor grad_alpha, int64_t n_cams,
                                               int64_t width, int64_t height, int64_t block, int64_t blocks_x,
                                               int64_t blocks_y, bool want_abs) {
   for (auto* t : {&opacities, &features, &backgrounds, &start, &entries, &packed, &rows, &vis, &gen_first,
-                  &slot_of_gen, &t_final, &last, &grad_render, &grad_alpha})
+                  &gen_of_slot, &t_final, &last, &masks, &grad_render, &grad_alpha})
     check(*t, "input");
   const auto grid = make_grid(n_cams, width, height, block, blocks_x, blocks_y);
+  TORCH_CHECK(gen_of_slot.numel() == entries.numel(), "dynsplat cpu kernels: gen_of_slot [I] must match entries");
+  TORCH_CHECK(!dynsplat::rows8_fast(grid, features.size(1)) || masks.numel() == entries.numel(),
+              "dynsplat cpu kernels: masks [I] from composite_forward must match entries");
   const int64_t n_ch = features.size(1), n_flat = features.size(0);
   auto fopts = features.options();
   torch::Tensor grad_rows = torch::empty({entries.numel(), dynsplat::kRowExtra + n_ch}, fopts);
@@ -195,12 +204,12 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor opacities, torch::Te
   torch::Tensor v_abs = want_abs ? torch::zeros({n_flat, 2}, fopts) : torch::empty({0}, fopts);
   AT_DISPATCH_FLOATING_TYPES(features.scalar_type(), "dynsplat_composite_backward", [&] {
     dynsplat::composite_backward<scalar_t>(
-        splats<scalar_t>(opacities, features, backgrounds, start, entries, packed, rows), grid,
-        t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>(), grad_render.data_ptr<scalar_t>(),
-        grad_alpha.data_ptr<scalar_t>(), grad_rows.data_ptr<scalar_t>());
+        splats<scalar_t>(opacities, features, backgrounds, start, entries, packed, rows, &gen_of_slot), grid,
+        t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>(),
+        masks.numel() ? reinterpret_cast<const uint64_t*>(masks.data_ptr<int64_t>()) : nullptr,
+        grad_render.data_ptr<scalar_t>(), grad_alpha.data_ptr<scalar_t>(), want_abs, grad_rows.data_ptr<scalar_t>());
     dynsplat::reduce_rows<scalar_t>(grad_rows.data_ptr<scalar_t>(), n_ch, vis.data_ptr<int64_t>(), vis.numel(),
-                                    gen_first.data_ptr<int64_t>(), slot_of_gen.data_ptr<int64_t>(),
-                                    opacities.data_ptr<scalar_t>(), grid.threads, v_means.data_ptr<scalar_t>(),
+                                    gen_first.data_ptr<int64_t>(), opacities.data_ptr<scalar_t>(), grid.threads, v_means.data_ptr<scalar_t>(),
                                     v_conics.data_ptr<scalar_t>(), v_opac.data_ptr<scalar_t>(),
                                     v_feat.data_ptr<scalar_t>(), want_abs ? v_abs.data_ptr<scalar_t>() : nullptr);
   });

@@ -18,6 +18,9 @@
 
 #include "composite_kernels.h"
 
+#include "composite_common.h"
+#include "composite_rows.h"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -27,59 +30,21 @@
 namespace dynsplat {
 namespace {
 
-constexpr double kAlphaMin = 1.0 / 255.0;
-constexpr double kAlphaMax = 0.999;
-constexpr double kTMin = 1e-4;
+using detail::exp_nonpos;
+using detail::kAlphaMax;
+using detail::kAlphaMin;
+using detail::kEntriesPerThread;
+using detail::kGaussiansPerThread;
+using detail::kTMin;
+using detail::parallel_tasks;
+using detail::threads_for;
 constexpr int kStopCheck = 4;  // list entries between checks whether every pixel of a block has stopped
-// Fewest list entries (resp. Gaussians) per thread: small renders run on one thread, since waking and joining threads
-// costs more than they save (and much more on a busy machine).
-constexpr int64_t kEntriesPerThread = 16384;
-constexpr int64_t kGaussiansPerThread = 8192;
-
-int threads_for(int threads, int64_t work, int64_t per_thread) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, work / per_thread)));
-}
-
-// exp(x) for x <= 0 (clamped to [-87, 0]): Cephes' single-precision polynomial, ~1 ulp, vectorisable.
-inline float exp_nonpos(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 0.0f ? 0.0f : x;
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * (r * r) + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof(scale));
-  return y * scale;
-}
-
-inline double exp_nonpos(double x) { return std::exp(x > 0.0 ? 0.0 : x); }
 
 // min(a, b) in a form GCC vectorises (the fmin builtins; inputs are finite).
 inline float min_(float a, float b) { return __builtin_fminf(a, b); }
 inline double min_(double a, double b) { return __builtin_fmin(a, b); }
 inline float abs_(float a) { return __builtin_fabsf(a); }
 inline double abs_(double a) { return __builtin_fabs(a); }
-
-// Runs fn(scratch, task) for task in [0, n) on `threads` OpenMP threads, handing tasks out dynamically (block costs
-// vary a lot); each thread makes its own scratch with make().
-template <typename Make, typename F>
-void parallel_tasks(int64_t n, int threads, const Make& make, const F& fn) {
-  if (n <= 0) return;
-  threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, n)));
-  std::atomic<int64_t> next{0};
-#pragma omp parallel num_threads(threads) if (threads > 1)
-  {
-    auto scratch = make();
-    for (int64_t task; (task = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(scratch, task);
-  }
-}
 
 // Pixel centres of a block and the flat pixel index of each (-1 outside the image).
 template <typename T, int B>
@@ -345,8 +310,11 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
     alignas(64) T cx[P], cy[P], T_[P], S[P], q[P], w[P], lastp[P], alpha[P], okv[P];
     int64_t pix[P];
     const int64_t cam = bid / g.per_cam(), s0 = s.start[bid], s1 = s.start[bid + 1];
+    auto zero_rows = [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) std::fill(rows + s.gen_of_slot[k] * row, rows + (s.gen_of_slot[k] + 1) * row, T(0));
+    };
     if (block_pixels<T, B>(g, bid, cx, cy, pix) == 0) {
-      std::fill(rows + s0 * row, rows + s1 * row, T(0));
+      zero_rows(s0, s1);
       return;
     }
     int32_t walk = 0;
@@ -368,14 +336,14 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
       }
       S[p] = T_[p] * bg_dot;
     }
-    std::fill(rows + (s0 + walk) * row, rows + s1 * row, T(0));  // entries behind every pixel's stop
+    zero_rows(s0 + walk, s1);  // entries behind every pixel's stop
     for (int32_t idx = walk - 1; idx >= 0; --idx) {
       const int64_t k = s0 + idx;
       const T* e = s.packed + kPacked * k;
       const T mx = e[0], my = e[1], ca = e[2], cb = e[3], cc = e[4], op = e[5];
       const int p0 = (s.rows[k] & 255) * B, p1 = (s.rows[k] >> 8) * B;
       // Entries composited nowhere in this block have zero gradients and leave T and S unchanged.
-      T* out = rows + k * row;
+      T* out = rows + s.gen_of_slot[k] * row;
       if (!entry_alphas<T>(cx, cy, lastp, alpha, okv, mx, my, ca, cb, cc, op, static_cast<T>(idx), p0, p1)) {
         std::fill(out, out + row, T(0));
         continue;
@@ -418,7 +386,8 @@ void backward_impl(const Splats<T>& s, const Grid& g, const T* t_final, const in
   }
 
 template <typename T>
-void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_final, int32_t* last) {
+void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_final, int32_t* last, uint64_t* masks) {
+  if (rows8_fast(grid, s.n_ch)) return composite_forward_rows8<T>(s, grid, render, t_final, last, masks);
 #define DYNSPLAT_FWD(B)                                                          \
   if (s.n_ch == 3) forward_impl<T, B, 3>(s, grid, render, t_final, last);      \
   else if (s.n_ch == 4) forward_impl<T, B, 4>(s, grid, render, t_final, last); \
@@ -429,7 +398,10 @@ void composite_forward(const Splats<T>& s, const Grid& grid, T* render, T* t_fin
 
 template <typename T>
 void composite_backward(const Splats<T>& s, const Grid& grid, const T* t_final, const int32_t* last,
-                        const T* grad_render, const T* grad_alpha, T* rows) {
+                        const uint64_t* masks, const T* grad_render, const T* grad_alpha, bool absgrad, T* rows) {
+  if (rows8_fast(grid, s.n_ch)) {
+    return composite_backward_rows8<T>(s, grid, t_final, last, masks, grad_render, grad_alpha, absgrad, rows);
+  }
 #define DYNSPLAT_BWD(B)                                                                            \
   if (s.n_ch == 3) backward_impl<T, B, 3>(s, grid, t_final, last, grad_render, grad_alpha, rows);      \
   else if (s.n_ch == 4) backward_impl<T, B, 4>(s, grid, t_final, last, grad_render, grad_alpha, rows); \
@@ -440,8 +412,7 @@ void composite_backward(const Splats<T>& s, const Grid& grid, const T* t_final, 
 
 template <typename T>
 void reduce_rows(const T* rows, int64_t n_ch, const int64_t* vis, int64_t n_vis, const int64_t* gen_first,
-                 const int64_t* slot_of_gen, const T* opacities, int threads, T* v_means, T* v_conics, T* v_opac,
-                 T* v_feat, T* v_abs) {
+                 const T* opacities, int threads, T* v_means, T* v_conics, T* v_opac, T* v_feat, T* v_abs) {
   const int64_t row = kRowExtra + n_ch;
   constexpr int64_t kChunk = 1024;
   auto make = [&] { return std::vector<T>(row); };
@@ -450,7 +421,7 @@ void reduce_rows(const T* rows, int64_t n_ch, const int64_t* vis, int64_t n_vis,
     for (int64_t v = chunk * kChunk; v < std::min(n_vis, (chunk + 1) * kChunk); ++v) {
       std::fill(sum.begin(), sum.end(), T(0));
       for (int64_t j = gen_first[v]; j < gen_first[v + 1]; ++j) {
-        const T* r = rows + slot_of_gen[j] * row;
+        const T* r = rows + j * row;
         for (int64_t c = 0; c < row; ++c) sum[c] += r[c];
       }
       const int64_t gi = vis[v];
@@ -470,11 +441,11 @@ void reduce_rows(const T* rows, int64_t n_ch, const int64_t* vis, int64_t n_vis,
 }
 
 #define DYNSPLAT_INSTANTIATE(T)                                                                                   \
-  template void composite_forward<T>(const Splats<T>&, const Grid&, T*, T*, int32_t*);                            \
-  template void composite_backward<T>(const Splats<T>&, const Grid&, const T*, const int32_t*, const T*, const T*, \
-                                      T*);                                                                        \
-  template void reduce_rows<T>(const T*, int64_t, const int64_t*, int64_t, const int64_t*, const int64_t*,         \
-                               const T*, int, T*, T*, T*, T*, T*);
+  template void composite_forward<T>(const Splats<T>&, const Grid&, T*, T*, int32_t*, uint64_t*);                 \
+  template void composite_backward<T>(const Splats<T>&, const Grid&, const T*, const int32_t*, const uint64_t*,    \
+                                      const T*, const T*, bool, T*);                                              \
+  template void reduce_rows<T>(const T*, int64_t, const int64_t*, int64_t, const int64_t*, const T*, int, T*, T*,  \
+                               T*, T*, T*);
 DYNSPLAT_INSTANTIATE(float)
 DYNSPLAT_INSTANTIATE(double)
 #undef DYNSPLAT_INSTANTIATE

@@ -121,7 +121,7 @@ Lists<T> block_lists(const T* means2d, const T* conics, const T* opacities, cons
   out.gen_first[n_vis] = total;
   for (int64_t b = 0; b < n_blocks; ++b) ps[b + 1] += ps[b];
   out.entries.resize(total);
-  out.slot_of_gen.resize(total);
+  out.gen_of_slot.resize(total);
   out.packed.assign(total * kPacked, T(0));
   out.rows.resize(total);
   std::vector<int64_t> cursor(ps, ps + n_blocks);
@@ -136,7 +136,7 @@ Lists<T> block_lists(const T* means2d, const T* conics, const T* opacities, cons
       for (int64_t bx = s[0]; bx < s[1]; ++bx) {
         const int64_t slot = cursor[base + by * g.blocks_x + bx]++;
         out.entries[slot] = i;
-        out.slot_of_gen[gen++] = slot;
+        out.gen_of_slot[slot] = gen++;
         std::copy(record, record + 6, out.packed.data() + kPacked * slot);
         out.rows[slot] = static_cast<int32_t>(ly0 | (ly1 << 8));
       }

@@ -11,12 +11,13 @@ namespace dynsplat {
 
 // vis: flat ids (cam * N + g) of the visible Gaussians, front to back (depth, ties by id); start [B + 1] and entries
 // [I]: entries[start[b] .. start[b + 1]) is block b's list of flat ids, front to back; gen_first [V + 1] and
-// slot_of_gen [I]: Gaussian vis[v]'s entries sit at slot_of_gen[gen_first[v] .. gen_first[v + 1]); packed
+// gen_of_slot [I]: Gaussian vis[v]'s entries are numbered gen_first[v] .. gen_first[v + 1) in Gaussian order, entry
+// (slot) k has number gen_of_slot[k] (its row in the backward's gradient rows); packed
 // [I, kPacked]: each entry's mean, conic and opacity (read in list order by the compositor); rows [I]: the rows
 // [rows & 255, rows >> 8) of its block that its support box overlaps.
 template <typename T>
 struct Lists {
-  std::vector<int64_t> vis, start, entries, gen_first, slot_of_gen;
+  std::vector<int64_t> vis, start, entries, gen_first, gen_of_slot;
   std::vector<T> packed;
   std::vector<int32_t> rows;
 };
