@@ -47,7 +47,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the point cloud and the blur draws (default 0)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k samples per pixel (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    parser.add_argument("--checker", type=float, default=0.0,
+                        help="contrast of a checkerboard texture on the slab (default 0: plain; e.g. 0.6)")  # fmt: skip
     defaults = BlurSettings()
     blur = parser.add_argument_group(
         "blur", "blur the left (training) views of images_bokeh/ and images_2/; right views stay as with 'none'; "
@@ -306,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = make_d2rf_scene(args.out_dir, args.width, args.height, args.n_times, args.baseline, args.seed,
                               args.supersample, overwrite=args.overwrite, blur=kinds or "none",
-                              blur_settings=settings)  # fmt: skip
+                              blur_settings=settings,
+                              scene=replace(default_scene(motion=True), checker=args.checker))  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -105,6 +105,11 @@ class Scene:
     """Direction *towards* the light (normalised on use)."""
     ambient: float = 0.35
     """Ambient fraction: shade = albedo * (ambient + (1 - ambient) * max(0, n·l))."""
+    checker: float = 0.0
+    """Contrast of a checkerboard on the top of :attr:`box` (0: plain; 0.6: squares at 40 % and 100 % of the
+    albedo): texture whose detail blur destroys (the deblur benchmarks)."""
+    checker_period: float = 0.2
+    """Side of a checker square in world units."""
     radius: float = field(default=1.2)
     """Approximate radius of the region the scene occupies (for reference; not used in rendering)."""
 
@@ -342,6 +347,8 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
     """
     best_t, box_normal, _ = intersect_box(origin, dirs, np.asarray(scene.box.lo), np.asarray(scene.box.hi))
     albedo = np.broadcast_to(np.asarray(scene.box.color), dirs.shape).copy()
+    if scene.checker > 0:
+        albedo = albedo * _checker(scene, origin + dirs * np.where(np.isfinite(best_t), best_t, 0.0)[..., None])
     normal = box_normal
     for box in scene.extra_boxes:
         t_b, n_b, hit = _intersect_turning_box(origin, dirs, box, box.yaw(t, scene.motion))
@@ -371,6 +378,13 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
     with np.errstate(invalid="ignore"):
         distance = np.where(hit_any, best_t, 0.0).sum(axis=-1) / hit_any.sum(axis=-1)
     return {"rgba": rgba, "distance": distance, "moving": on_sphere.mean(axis=-1)}
+
+
+def _checker(scene: Scene, points: np.ndarray) -> np.ndarray:
+    """Albedo factor ``[..., 1]`` of the checkerboard at ``points`` ``[..., 3]`` (1 or ``1 - checker``)."""
+    cells = np.floor(points[..., 0] / scene.checker_period) + np.floor(points[..., 1] / scene.checker_period)
+    dark = np.mod(cells, 2.0) == 1.0
+    return np.where(dark, 1.0 - scene.checker, 1.0)[..., None]
 
 
 def project_points(points: np.ndarray, c2w: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:

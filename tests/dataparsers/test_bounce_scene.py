@@ -45,3 +45,21 @@ def test_static_control_and_motion_scale():
     half = bounce_scene(motion_scale=0.5)
     assert half.extra_boxes[0].yaw_turns == 0.125 and half.spheres[0].amp_sin[2] == 0.45
     assert set(SCENES) == {"spheres", "bounce"}
+
+
+def test_checker_texture_darkens_squares_of_the_slab_only():
+    from dataclasses import replace
+
+    from dynsplat_ns.scenes.synthetic import default_scene
+
+    plain = default_scene(motion=False)
+    textured = replace(plain, checker=0.6)
+    a, b = _render(plain, 0.0), _render(textured, 0.0)
+    assert np.array_equal(a[..., 3], b[..., 3])  # same geometry
+    darker = (b[..., :3] < a[..., :3] - 0.05).all(-1)
+    same = np.abs(b[..., :3] - a[..., :3]).max(-1) < 1e-6
+    slab = (a[..., 3] > 0) & (np.abs(a[..., 0] - a[..., 1]) < 0.1)  # grey slab (the spheres are saturated colours)
+    assert darker.sum() > 20 and darker[~slab].sum() == 0  # dark squares on the slab, nowhere else
+    assert (same & slab).sum() > 20  # light squares keep the plain albedo
+    ratio = b[..., :3][darker] / a[..., :3][darker]
+    assert np.allclose(ratio, 0.4, atol=0.02)  # 1 - contrast
