@@ -24,6 +24,17 @@ DNERF_SCENE_PARAMS = {"size": 32, "n_train": 12, "n_val": 4, "n_test": 4, "seed"
 
 
 @pytest.fixture(scope="session")
+def kernels():
+    """The compiled CPU kernels (built on first use, about a minute); the test is skipped when they are unavailable."""
+    from dynsplat_ns.render import cpu_kernels
+
+    module = cpu_kernels.load_cpu_kernels()
+    if module is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_kernels._state['error'] or 'opted out'}")
+    return module
+
+
+@pytest.fixture(scope="session")
 def dnerf_scene_params() -> dict:
     """The keyword arguments ``dnerf_scene`` was generated with (size, n_train, n_val, n_test, seed, ...)."""
     return dict(DNERF_SCENE_PARAMS)

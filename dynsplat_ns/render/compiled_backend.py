@@ -24,13 +24,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
-from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
+from dynsplat_ns.render.features import finish_render
 from dynsplat_ns.render.meta import make_meta
+from dynsplat_ns.render.projection import project_gaussians
 from dynsplat_ns.render.projection_compiled import project_compiled
 from dynsplat_ns.render.rules import TILE_SIZE
 from dynsplat_ns.render.torch_backend import composite_inputs
 
-__all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "compiled_inputs", "composite_compiled", "rasterize_compiled"]
+__all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "composite_compiled", "rasterize_compiled"]
 
 #: Dtypes the compiled kernels handle.
 COMPILED_DTYPES = (torch.float32, torch.float64)
@@ -129,42 +130,6 @@ class CompiledCompositor(torch.autograd.Function):
         )
 
 
-def compiled_inputs(
-    means: Tensor,
-    quats: Tensor,
-    scales: Tensor,
-    opacities: Tensor,
-    colors: Tensor,
-    viewmats: Tensor,
-    Ks: Tensor,
-    width: int,
-    height: int,
-    sh_degree: int | None,
-    backgrounds: Tensor | None,
-    render_mode: str,
-    near_plane: float,
-    far_plane: float,
-    eps2d: float,
-    rasterize_mode: str,
-):
-    """:func:`dynsplat_ns.render.torch_backend.composite_inputs` with the compiled projection
-    (:func:`dynsplat_ns.render.projection_compiled.project_compiled`); colours, opacities and features in torch.
-
-    Returns:
-        ``(proj, opacities [C, N], features [C, N, D'], backgrounds [C, D'] or None)``.
-    """
-    proj = project_compiled(
-        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane,
-        calc_compensations=rasterize_mode == "antialiased",
-    )
-    opac = opacities[None, :].expand(viewmats.shape[0], -1)  # [C, N]
-    if proj.compensations is not None:
-        opac = opac * proj.compensations
-    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)  # [C, N, D]
-    feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)
-    return proj, opac, feats, bgs
-
-
 def composite_compiled(
     means2d: Tensor,
     conics: Tensor,
@@ -247,7 +212,8 @@ def rasterize_compiled(
         )
     inputs = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
     inputs += (render_mode, near_plane, far_plane, eps2d, rasterize_mode)
-    proj, opac, feats, bgs = (composite_inputs if Ks.requires_grad else compiled_inputs)(*inputs)
+    project = project_gaussians if Ks.requires_grad else project_compiled  # C++ projection: no Ks gradient
+    proj, opac, feats, bgs = composite_inputs(*inputs, project=project)
     render, alpha = composite_compiled(
         proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height, absgrad, block
     )

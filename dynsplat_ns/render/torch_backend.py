@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -99,15 +100,19 @@ def composite_inputs(
     far_plane: float,
     eps2d: float,
     rasterize_mode: str,
+    project: Callable[..., Any] = project_gaussians,
 ):
     """What every CPU compositor consumes, computed in torch (autograd reaches means/quats/scales through it).
+
+    ``project`` is the projection (:func:`project_gaussians`; the compiled backend passes its C++ twin with the same
+    signature and results).
 
     Returns:
         ``(proj, opacities [C, N], features [C, N, D'], backgrounds [C, D'] or None)``: the projection
         (:func:`project_gaussians`), opacities with the antialiasing compensation applied, and the per-camera
         features of ``render_mode`` (colors and/or depth).
     """
-    proj = project_gaussians(
+    proj = project(
         means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
         far_plane=far_plane, calc_compensations=rasterize_mode == "antialiased",
     )

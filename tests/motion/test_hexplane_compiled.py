@@ -11,15 +11,6 @@ import torch
 
 import dynsplat_ns.motion.hexplane as hexplane
 from dynsplat_ns.motion.hexplane import HexPlaneField
-from dynsplat_ns.render import cpu_kernels
-
-
-@pytest.fixture(scope="module")
-def kernels():
-    module = cpu_kernels.load_cpu_kernels()
-    if module is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_kernels._state['error'] or 'opted out'}")
-    return module
 
 
 def _field_and_points(dtype):

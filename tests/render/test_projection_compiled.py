@@ -11,19 +11,11 @@ import pytest
 import torch
 from rasterize_testkit import random_scene, with_grads
 
-from dynsplat_ns.render import cpu_kernels, rasterize
+from dynsplat_ns.render import rasterize
 from dynsplat_ns.render.projection import project_gaussians
 from dynsplat_ns.render.projection_compiled import project_compiled
 
 KEYS = ("means", "quats", "scales", "viewmats")
-
-
-@pytest.fixture(scope="module")
-def kernels():
-    module = cpu_kernels.load_cpu_kernels()
-    if module is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_kernels._state['error'] or 'opted out'}")
-    return module
 
 
 def _scene(n=60, n_cams=3, dtype=torch.float64, seed=0):

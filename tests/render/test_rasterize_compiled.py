@@ -22,14 +22,6 @@ from dynsplat_ns.render.dense_reference import dense_rasterize
 from dynsplat_ns.render.projection import project_gaussians
 
 
-@pytest.fixture(scope="module")
-def kernels():
-    module = cpu_kernels.load_cpu_kernels()
-    if module is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_kernels._state['error'] or 'opted out'}")
-    return module
-
-
 def _grads(render, alpha, scene, cot_render, cot_alpha):
     loss = (render * cot_render).sum() + (alpha * cot_alpha).sum()
     return torch.autograd.grad(loss, [scene[k] for k in GRAD_KEYS], allow_unused=True)

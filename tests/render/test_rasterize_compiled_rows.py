@@ -8,16 +8,7 @@ import pytest
 import torch
 from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
 
-from dynsplat_ns.render import cpu_kernels
 from dynsplat_ns.render.compiled_backend import rasterize_compiled
-
-
-@pytest.fixture(scope="module")
-def kernels():
-    module = cpu_kernels.load_cpu_kernels()
-    if module is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_kernels._state['error'] or 'opted out'}")
-    return module
 
 
 def _crowded(dtype, width=21, height=13):
