@@ -16,8 +16,10 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -33,12 +35,18 @@ METHODS = {
 PRIORS = {"": (False, False), "depth": (True, False), "static": (False, True), "priors": (True, True)}
 
 
-def run_one(name: str, scene: Path, steps: int, depth_weight: float) -> dict:
-    """Train and evaluate one configuration (``METHOD[+depth|+static|+priors]``) in this process; returns its row."""
+def run_one(
+    name: str, scene: Path, steps: int, depth_weight: float, overrides: list[str] | None = None, seed: int = 0
+) -> dict:
+    """Train and evaluate one configuration (``METHOD[+depth|+static|+priors]``) in this process; returns its row.
+
+    ``overrides``: ``FIELD=VALUE`` settings of the model config (e.g. ``depth_loss_decay_steps=750``), as Python
+    literals, applied after the configuration's own."""
     import copy
     import dataclasses
     import importlib
 
+    import numpy as np
     import torch
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
@@ -55,11 +63,18 @@ def run_one(name: str, scene: Path, steps: int, depth_weight: float) -> dict:
     config = copy.deepcopy(dataclasses.replace(spec.config, max_num_iterations=steps))
     config.pipeline.model.depth_loss_weight = depth_weight if depth else 0.0
     config.pipeline.model.static_background = static
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        if not hasattr(config.pipeline.model, key):
+            raise SystemExit(f"--set {item}: the model config has no field {key!r}")
+        setattr(config.pipeline.model, key, ast.literal_eval(value))
     config, _ = resolve_run_schedules(config)
     parser = D2RFDataParserConfig(data=scene, image_source="sharp", eval_image_source="sharp")
     manager = dataclasses.replace(config.pipeline.datamanager, dataparser=parser).setup(device="cpu")
     meta = manager.train_dataparser_outputs.metadata
-    torch.manual_seed(0)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
     model = config.pipeline.model.setup(
         scene_box=manager.train_dataset.scene_box, num_train_data=len(manager.train_dataset), device="cpu",
         metadata=manager.train_dataset.metadata, seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
@@ -103,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
         "--static-points-only", action="store_true",
         help="SfM points on the static box only, as on a real video (default: on the moving spheres too)",
     )  # fmt: skip
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="model config override")
+    ap.add_argument("--seed", type=int, default=0, help="random seed of every run (camera order, model init)")
     ap.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     ap.add_argument("--run", help=argparse.SUPPRESS)
     ap.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run:
-        print(json.dumps(run_one(args.run, args.scene, args.steps, args.depth_weight)))
+        print(json.dumps(run_one(args.run, args.scene, args.steps, args.depth_weight, args.set, args.seed)))
         return 0
     from dynsplat_ns.scenes.d2rf import make_d2rf_scene
 
@@ -121,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.configs.split(","):
             env = {**os.environ, "TORCHDYNAMO_DISABLE": "1"}
             cmd = [sys.executable, __file__, "--run", name, "--scene", str(scene), "--steps", str(args.steps),
-                   "--depth-weight", str(args.depth_weight)]  # fmt: skip
+                   "--depth-weight", str(args.depth_weight), "--seed", str(args.seed)]
+            cmd += [f"--set={item}" for item in args.set]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)

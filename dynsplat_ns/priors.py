@@ -70,9 +70,16 @@ def _resize(depth: np.ndarray, width: int, height: int, kind: str) -> np.ndarray
     if depth.shape == (height, width):
         return depth
     x = torch.from_numpy(depth)[None, None]
-    if kind == "disparity" and np.isfinite(depth).all():  # smooth; metric depth keeps its invalid (0) pixels apart
-        out = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
-    else:
+    if kind == "disparity":
+        # Smooth, but never blended with a pixel without depth (<= 0 or not finite, e.g. D2RF-layout dpt/ of the
+        # empty background): an object's edge half-way to infinity is a depth no surface has. Such pixels get 0
+        # ("no depth" to the depth loss and the seeding).
+        valid = torch.isfinite(x) & (x > 0)
+        size = (height, width)
+        num = torch.nn.functional.interpolate(torch.where(valid, x, 0.0), size=size, mode="bilinear")
+        den = torch.nn.functional.interpolate(valid.float(), size=size, mode="bilinear")
+        out = torch.where(den > 0.999, num / den.clamp_min(1e-6), 0.0)
+    else:  # metric depth keeps its invalid (0) pixels apart
         out = torch.nn.functional.interpolate(x, size=(height, width), mode="nearest")
     return out[0, 0].numpy()
 
@@ -144,8 +151,34 @@ def read_mask_file(path: str | Path) -> Tensor:
 def motion_masks_for_seeding(outputs) -> dict[str, Any] | None:
     """``{"cameras", "masks"}`` of the training split when its metadata lists ``motion_mask_filenames``, else None.
 
-    The cameras are the dataparser's (original intrinsics; masks may have another resolution, e.g. half)."""
-    files = (outputs.metadata or {}).get("motion_mask_filenames")
+    The cameras are the dataparser's (original intrinsics; masks may have another resolution, e.g. half).
+    With relative disparity (``depth_kind="disparity"``) it also holds, at each mask's resolution, the ``disparity``
+    maps (None for an image without one) and the training ``images`` ([h, w, 3] float 0–1): the foreground seeding
+    unprojects the masked pixels with them (:mod:`dynsplat_ns.models.dynamic_seeding`)."""
+    metadata = outputs.metadata or {}
+    files = metadata.get("motion_mask_filenames")
     if not files:
         return None
-    return {"cameras": outputs.cameras, "masks": [read_mask_file(f) for f in files]}
+    masks = [read_mask_file(f) for f in files]
+    seeding: dict[str, Any] = {"cameras": outputs.cameras, "masks": masks}
+    depth_files = metadata.get("depth_filenames")
+    if depth_kind(metadata) == "disparity" and len(depth_files) == len(masks):
+        seeding["disparity"] = [
+            None if f is None else torch.from_numpy(_resize(read_depth_file(f), m.shape[1], m.shape[0], "disparity"))
+            for f, m in zip(depth_files, masks, strict=True)
+        ]
+        images = zip(outputs.image_filenames, masks, strict=True)
+        seeding["images"] = [_read_rgb(f, m.shape[1], m.shape[0]) for f, m in images]
+    return seeding
+
+
+def _read_rgb(path: str | Path, width: int, height: int) -> Tensor:
+    """An image as [height, width, 3] float 0–1 (area-resized)."""
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BOX)
+            return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise ImageFileError(path, f"cannot decode image ({str(err).strip() or type(err).__name__})") from err

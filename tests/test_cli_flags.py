@@ -67,6 +67,8 @@ LATER: dict[str, str] = {
     "own datamanager code, which DynsplatDatamanager inherits (beside the options above, it names undecodable images)",
     "--pipeline.model.sh-degree-interval": "read from the model's config at every render (sh degree schedule)",
     "--pipeline.model.ssim-lambda": "read from the model's config by every loss (splatfacto's get_loss_dict)",
+    "--pipeline.model.dynamic-seed-points": "needs motion masks + disparity, which the D-NeRF fixture lacks: "
+    "tests/models/test_dynamic_seeding.py builds a model with it",
     "--pipeline.model.eval-pose-refine-*": "ns-eval's test-time pose refinement (tests/models/test_pose_refine.py)",
 }
 #: Flags with a single possible value (nothing to change).

@@ -5,7 +5,7 @@
   normalised per image (median 0, mean absolute deviation 1), the rendered disparity 1/depth is aligned to it by least
   squares (scale > 0, shift; closed form, differentiable) on the valid pixels, then L1.
 
-Valid pixels: finite prior (metric: > 0) where the render is opaque (accumulation > 0.5). The datamanager puts the
+Valid pixels: finite prior > 0 where the render is opaque (accumulation > 0.5). The datamanager puts the
 prior into the batch (``batch["depth_prior"]``, :mod:`dynsplat_ns.priors`); the model asks for expected depth
 ("RGB+ED") only while this loss is on.
 """
@@ -55,6 +55,16 @@ def scale_shift_invariant_loss(pred_disparity: Tensor, prior: Tensor, valid: Ten
     return (scale * d + shift - p).abs().mean()
 
 
+def valid_pixels(prior: Tensor, alpha: Tensor) -> Tensor:
+    """Bool [H, W]: a finite prior > 0 where the render is opaque (accumulation > :data:`MIN_ACCUMULATION`).
+
+    A prior <= 0 is "no depth" for both kinds: metric depth marks missing LiDAR returns with 0, and a disparity of 0
+    is an infinitely far pixel (D2RF-layout ``dpt/`` of the empty background) that no finite Gaussian can match; kept,
+    such pixels (80 % of the generated D2RF scene) dominated the per-image fit and the loss.
+    """
+    return torch.isfinite(prior) & (prior > 0) & (alpha.detach() > MIN_ACCUMULATION)
+
+
 def metric_depth_loss(pred_depth: Tensor, prior: Tensor, valid: Tensor) -> Tensor:
     """Mean |depth − prior| over ``valid`` pixels (0 with too few)."""
     if int(valid.sum()) < MIN_VALID_PIXELS:
@@ -102,9 +112,9 @@ class DepthPriorLoss:
         prior = prior.to(depth.device).reshape(prior.shape[0], prior.shape[1])
         if prior.shape != depth.shape:  # training at a lower resolution (num_downscales)
             prior = F.interpolate(prior[None, None], size=tuple(depth.shape), mode="nearest")[0, 0]
-        valid = torch.isfinite(prior) & (alpha.detach() > MIN_ACCUMULATION)
+        valid = valid_pixels(prior, alpha)
         if self.kind == "metric":
-            loss = metric_depth_loss(depth, prior, valid & (prior > 0))
+            loss = metric_depth_loss(depth, prior, valid)
         else:
             loss = scale_shift_invariant_loss(1.0 / depth.clamp_min(1e-6), prior, valid)
         return {"depth_loss": self.weight_at(step) * loss}

@@ -24,6 +24,7 @@ from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
 from dynsplat_ns.models.checkpoint_adapt import CheckpointAdaptation
 from dynsplat_ns.models.depth_loss import DepthPriorLoss
+from dynsplat_ns.models.dynamic_seeding import with_dynamic_seeds
 from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
 from dynsplat_ns.models.near_camera import NearCameraPruner
@@ -92,6 +93,8 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     static_background: bool = False
     """Where the dataparser lists motion masks (D2RF), flag seed points outside every training view's mask as static:
     they skip the motion model (models/static_seeding.py); new Gaussians inherit the flag. No masks: all dynamic."""
+    dynamic_seed_points: int = 400
+    """With static_background + disparity (D2RF dpt/): seeds unprojected from the masks (dynamic_seeding.py); 0: off"""
     eval_pose_refine_steps: int = 0
     """0 = off; N: ns-eval also scores each test view after N Adam steps of a per-view SE(3) pose correction with the
     scene frozen (models/pose_refine.py), as refined_psnr/refined_ssim/... next to the plain psnr/ssim/..."""
@@ -135,6 +138,7 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         check_splatfacto_options(self.config)
         metadata = self.kwargs.get("metadata") or {}
         means, colors = self._initial_points()
+        means, colors = with_dynamic_seeds(means, colors, metadata, self.config, self.seed_points is not None)
         init = init_gaussian_params(means, colors, self.config.sh_degree, self.config.initial_opacity)
         lo, hi = init["means"].min(dim=0).values, init["means"].max(dim=0).values
         aabb = torch.stack([torch.minimum(lo, hi - 1e-3), torch.maximum(hi, lo + 1e-3)])
@@ -200,10 +204,8 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         seed = self.seed_points
         if seed is not None and not self.config.random_init and seed[0].shape[0] > 0:
             return seed[0], seed[1]
-        gen = torch.Generator().manual_seed(0)
-        aabb = self.scene_box.aabb.float()
-        pts = torch.rand(self.config.num_random, 3, generator=gen) * (aabb[1] - aabb[0]) + aabb[0]
-        return pts, None
+        aabb, gen = self.scene_box.aabb.float(), torch.Generator().manual_seed(0)
+        return torch.rand(self.config.num_random, 3, generator=gen) * (aabb[1] - aabb[0]) + aabb[0], None
 
     def _uses_environment(self, metadata: dict) -> bool:
         """Whether the background is the learned environment map."""

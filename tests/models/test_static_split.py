@@ -132,10 +132,12 @@ def test_seed_points_in_the_motion_masks_are_dynamic(d2rf_scene):
     assert STATIC_KEY not in cfg.setup(**kw).gauss_params, "off by default"
     cfg.static_background = True
     flag = cfg.setup(**kw).gauss_params[STATIC_KEY]
-    # The generator's seed cloud: 200 points on the static slab, then 200 on the moving spheres (at t = 0).
-    assert flag.shape[0] == 400
+    # The generator's seed cloud: 200 points on the static slab, then 200 on the moving spheres (at t = 0), then the
+    # foreground seeds unprojected from the masks with the dpt/ prior (models/dynamic_seeding.py).
+    assert flag.shape[0] > 400
     assert float(flag[:200].mean()) > 0.6, "most of the slab is static"
-    assert float(flag[200:].mean()) < 0.1, "the spheres are dynamic"
+    assert float(flag[200:400].mean()) < 0.1, "the spheres are dynamic"
+    assert float(flag[400:].max()) == 0.0, "the unprojected foreground seeds are dynamic"
 
 
 def test_without_masks_the_model_is_unchanged(dnerf_scene):
