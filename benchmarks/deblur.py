@@ -45,12 +45,15 @@ def env() -> dict[str, str]:
     return {**os.environ, "TORCHDYNAMO_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def make_scene(kind: str, folder: Path, size: tuple[int, int], n_times: int, checker: float = 0.0) -> Path:
+def make_scene(
+    kind: str, folder: Path, size: tuple[int, int], n_times: int, checker: float = 0.0, motion_scale: float = 1.0
+) -> Path:
     scene = folder / kind
     if not (scene / "blur_gt.json").is_file() and not (scene / "images").is_dir():
         cmd = tool("dynsplat-make-scene") + ["d2rf", str(scene), "--width", str(size[0]), "--height", str(size[1]),
                                              "--n-times", str(n_times), "--blur", kind, "--overwrite",
-                                             "--checker", str(checker)]  # fmt: skip
+                                             "--checker", str(checker),
+                                             "--motion-scale", str(motion_scale)]  # fmt: skip
         subprocess.run(cmd, check=True, capture_output=True, env=env())
     return scene
 
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost-steps", type=int, default=60, help="steps of each cost run (0: no cost table)")
     ap.add_argument("--deblur-extra", default="", help="extra ns-train arguments of dynsplat-deblur (investigations)")
     ap.add_argument("--checker", type=float, default=0.0, help="checker texture contrast on the slab (e.g. 0.6)")
+    ap.add_argument("--motion-scale", type=float, default=1.0, help="motion amplitude (0.25: camera blur dominates)")
     ap.add_argument("--seeds", default="42", help="comma-separated --machine.seed values; rows are seed means")
     ap.add_argument("--tag", default="run", help="run name (timestamp folder) of this benchmark's runs")
     ap.add_argument("--out", type=Path, help="keep scenes and runs here (default: a temporary folder)")
@@ -125,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
         for kind in kinds:
-            scene = make_scene(kind, root / "scenes", tuple(args.size), args.n_times, args.checker)
+            scene = make_scene(kind, root / "scenes", tuple(args.size), args.n_times, args.checker,
+                               args.motion_scale)
             for method in args.methods.split(","):
                 extra = []
                 if method == "dynsplat-deblur":
@@ -138,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
                 rows.append(seed_mean(runs))
         if args.cost_steps > 0:
-            scene = make_scene("shake", root / "scenes", tuple(args.size), args.n_times, args.checker)
+            scene = make_scene("shake", root / "scenes", tuple(args.size), args.n_times, args.checker,
+                               args.motion_scale)
             for k in (1, 3, 7):
                 extra = ["--pipeline.model.num-virtual-views", str(k)]
                 row = train_and_eval("dynsplat-deblur", scene, "shake", args.cost_steps, root / "cost", extra, f"k{k}")

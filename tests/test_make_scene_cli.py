@@ -59,3 +59,22 @@ def test_console_script_and_errors(tmp_path: Path, capsys):
     assert main(["nope", str(tmp_path / "x")]) == 2
     assert "unknown layout 'nope'" in capsys.readouterr().err
     assert main([]) == 2
+
+
+def test_d2rf_texture_and_motion_scale_reach_the_scene(tmp_path: Path, monkeypatch):
+    import dynsplat_ns.scenes.d2rf as d2rf
+    from dynsplat_ns.scenes.synthetic import default_scene
+
+    seen = {}
+
+    def fake_make(out_dir, *args, scene=None, **kwargs):
+        seen["scene"] = scene
+        return Path(out_dir)
+
+    monkeypatch.setattr(d2rf, "make_d2rf_scene", fake_make)
+    assert d2rf.main([str(tmp_path / "s"), "--checker", "0.6", "--motion-scale", "0.25"]) == 0
+    scene, full = seen["scene"], default_scene()
+    assert scene.checker == 0.6
+    for got, ref in zip(scene.spheres, full.spheres, strict=True):
+        assert got.amp_cos == tuple(0.25 * a for a in ref.amp_cos)
+        assert got.amp_sin == tuple(0.25 * a for a in ref.amp_sin)

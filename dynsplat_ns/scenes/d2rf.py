@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the point cloud and the blur draws (default 0)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k samples per pixel (default 2)")
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
+    parser.add_argument("--motion-scale", type=float, default=1.0,
+                        help="multiplies the spheres' motion amplitudes (default 1; 0 keeps them still)")  # fmt: skip
     parser.add_argument("--checker", type=float, default=0.0,
                         help="contrast of a checkerboard texture on the slab (default 0: plain; e.g. 0.6)")  # fmt: skip
     defaults = BlurSettings()
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         out = make_d2rf_scene(args.out_dir, args.width, args.height, args.n_times, args.baseline, args.seed,
                               args.supersample, overwrite=args.overwrite, blur=kinds or "none",
                               blur_settings=settings,
-                              scene=replace(default_scene(motion=True), checker=args.checker))  # fmt: skip
+                              scene=replace(default_scene(motion=True, motion_scale=args.motion_scale),
+                                            checker=args.checker))  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
