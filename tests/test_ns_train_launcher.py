@@ -48,7 +48,7 @@ def ns_train_run(dnerf_scene, tmp_path_factory):
     root = tmp_path_factory.mktemp("ns_train_2")
     args = [str(NS_TRAIN), "dynsplat-som", "--output-dir", str(root / "out"), "--experiment-name", "dist",
             "--timestamp", "two", *SMALL, "dynsplat-dnerf", "--data", str(dnerf_scene)]  # fmt: skip
-    python_path = os.pathsep.join(p for p in (str(SHIM), os.environ.get("PYTHONPATH")) if p)
+    python_path = os.pathsep.join(p for p in (str(SHIM), str(SHIM.parent), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": python_path, "DYNSPLAT_TEST_RECORD_DIR": str(root / "rec"),
            "OMP_NUM_THREADS": "1", "TORCHDYNAMO_DISABLE": "1"}  # fmt: skip
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)

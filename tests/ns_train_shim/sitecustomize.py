@@ -71,7 +71,7 @@ def _patch_launcher(module: types.ModuleType) -> None:
 
 def _patch_trainer(module: types.ModuleType) -> None:
     import torch
-    from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
+    from rank_recording import record_training  # tests/, on PYTHONPATH next to this folder
 
     from dynsplat_ns import distributed
 
@@ -83,38 +83,13 @@ def _patch_trainer(module: types.ModuleType) -> None:
         original_setup(self, test_mode=test_mode)
         model = self.pipeline.model
         record: dict[str, Any] = {
-            "counts": [], "params": [], "refines": 0, "cameras": [], "rank": distributed.rank(),
+            "rank": distributed.rank(),
             "world_size": distributed.world_size(), "strategy": type(model.strategy).__name__,
             "optimizers": type(self.optimizers).__name__, "pipeline_model": type(self.pipeline._model).__name__,
             "pipeline_world_size": self.pipeline.world_size, "cuda_available": torch.cuda.is_available(),
             "device": str(self.device), "backend": torch.distributed.get_backend(),
         }  # fmt: skip
-        grow = model.strategy._grow_gs
-
-        def counting_grow(*args, **kwargs):
-            record["refines"] += 1
-            return grow(*args, **kwargs)
-
-        model.strategy._grow_gs = counting_grow
-        datamanager = self.pipeline.datamanager
-        indices = datamanager.next_train_indices
-
-        def recording_indices():
-            record["cameras"].append(indices())
-            return record["cameras"][-1]
-
-        datamanager.next_train_indices = recording_indices
-
-        def snapshot(step: int) -> None:
-            record["counts"].append(int(model.num_points))
-            record["params"].append({n: p.detach().clone() for n, p in model.named_parameters()})
-
-        def save(step: int) -> None:
-            record_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(record, record_dir / f"rank{distributed.rank()}.pt")
-
-        self.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], snapshot))
-        self.callbacks.append(TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN], save))
+        record_training(self, record, record_dir)
 
     trainer_class.setup = setup
 
