@@ -33,7 +33,7 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from dynsplat_ns.errors import DynsplatConfigError
 
 from .base import DynsplatDataParser, DynsplatDataParserConfig
-from .errors import DataParserError
+from .errors import DataParserError, MissingSplitError
 from .files import IMAGE_EXTENSIONS, load_json
 from .scene import SPLITS, SceneFrames
 
@@ -144,7 +144,7 @@ def transforms_file(data: Path, split: str) -> Path:
     if split == "val" and not path.exists():
         fallback = data / "transforms_test.json"
         if not fallback.exists():
-            raise DataParserError(path, "file not found (and no transforms_test.json to fall back to)")
+            raise MissingSplitError(path, "file not found (and no transforms_test.json to fall back to)", split)
         CONSOLE.log(f"[yellow]{path} not found; using {fallback.name} for the val split")
         return fallback
     return path

@@ -62,6 +62,46 @@ def check_image_sizes(filenames: Sequence[Path]) -> tuple[int, int]:
     return reference
 
 
+def _shrinks_to(big: tuple[int, int], small: tuple[int, int]) -> bool:
+    """Whether ``small`` is ``big`` divided by one whole number ``f`` (both axes), each side within 1 px of it."""
+    (bw, bh), (sw, sh) = big, small
+    if sw < 1 or sh < 1:
+        return False
+    return any(abs(sw - bw / f) <= 1 and abs(sh - bh / f) <= 1 for f in {max(1, bw // sw), max(1, -(-bw // sw))})
+
+
+def mask_size_problem(mask_size: tuple[int, int], image_size: tuple[int, int]) -> str | None:
+    """None when a mask of ``mask_size`` fits images of ``image_size``, else what is wrong (one sentence).
+
+    A mask fits when its size is the image size divided by a whole number ``f`` (the same for both axes; 1 = the same
+    size, 2 = half, as D2RF's motion masks), or multiplied by one (full-resolution masks of half-resolution images,
+    e.g. D2RF's background masks with ``images_2/``); each side within 1 px of the exact value (rounding either way).
+    """
+    mask_size, image_size = tuple(mask_size), tuple(image_size)
+    if _shrinks_to(image_size, mask_size) or _shrinks_to(mask_size, image_size):
+        return None
+    (mw, mh), (w, h) = mask_size, image_size
+    expected = ", ".join([f"{2 * w}x{2 * h}"] + [f"{round(w / f)}x{round(h / f)}" for f in (1, 2, 3, 4)])
+    return (
+        f"size {mw}x{mh} does not fit the {w}x{h} images: a mask must be the image size divided (or multiplied) by a "
+        f"whole number, ±1 px (expected e.g. {expected})"
+    )
+
+
+def check_mask_sizes(filenames: Sequence[Path], image_size_wh: tuple[int, int], what: str = "mask") -> None:
+    """Check that every mask's size is the images' size divided by a whole number (headers only; see
+    :func:`mask_size_problem`).
+
+    Raises:
+        DataParserError: A mask is missing, unreadable, or of another size (names the mask, its size and the sizes
+            that would fit).
+    """
+    for path in filenames:
+        problem = mask_size_problem(image_size(path), image_size_wh)
+        if problem is not None:
+            raise DataParserError(path, f"{what} {problem}")
+
+
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/dynsplat_ns``, or ``~/.cache/dynsplat_ns`` when XDG_CACHE_HOME is unset."""
     xdg = os.environ.get("XDG_CACHE_HOME")

@@ -26,7 +26,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 
-from .errors import DataParserError
+from .errors import DataParserError, MissingSplitError
 from .images import check_image_sizes, downscale_images, image_size
 from .points import box_or_ply_seed_points, seed_ply_path, transform_points
 from .scene import SceneFrames, fit_box, frustum_corners, frustum_seed_points, homogeneous, robust_points, to_opengl
@@ -260,7 +260,7 @@ def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.T
     indices = splits[split]
     if not indices:
         source = split_file or scene.split_source
-        raise DataParserError(source, f"the {split} split is empty: none of the {len(scene)} frames is in it")
+        raise MissingSplitError(source, f"the {split} split is empty: none of the {len(scene)} frames is in it", split)
     c2w, transform, scale = orient(scene, cfg)
 
     evaluating = split != "train" and scene.eval_image_filenames is not None

@@ -19,6 +19,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineC
 from nerfstudio.utils.rich_utils import CONSOLE
 
 from dynsplat_ns.compat import allow_nerfstudio_checkpoints
+from dynsplat_ns.deblur.checks import explain_missing_test_split
 from dynsplat_ns.errors import exit_on_user_error
 from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.metrics import (
@@ -149,7 +150,7 @@ class DynsplatPipeline(VanillaPipeline):
         # Never DDP-wrapped (nerfstudio wraps for world_size > 1): densification replaces the Gaussian parameters, and
         # the ranks are kept in step by dynsplat_ns.distributed (gradient averaging, synchronised densification).
         world_size = int(kwargs.pop("world_size", 1))
-        with exit_on_user_error():
+        with exit_on_user_error(), explain_missing_test_split(config):  # dynsplat-deblur needs a test split
             super().__init__(config, device, test_mode=test_mode, world_size=1, **kwargs)
         self.world_size = world_size
         if getattr(self.datamanager.config, "cameras_per_step", 1) > 1:  # screen-size statistic: max over the views

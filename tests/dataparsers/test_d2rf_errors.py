@@ -53,6 +53,14 @@ def _resize(data: Path) -> None:
     Image.open(path).resize((60, 32)).save(path)
 
 
+def _resize_mask(folder: str, name: str, size: tuple[int, int]) -> Callable[[Path], None]:
+    def apply(data: Path) -> None:
+        path = data / folder / name
+        Image.open(path).resize(size).save(path)
+
+    return apply
+
+
 def _snapshot(folder: Path) -> dict:
     if not folder.exists():
         return {}
@@ -98,6 +106,13 @@ CASES = [
     ("image-corrupt", lambda d: (d / "images_bokeh" / "000000_left.jpg").write_bytes(b"\xff\xd8 broken"), {},
      "train", "000000_left.jpg", "cannot read image"),
     ("empty-test-split", lambda d: None, {"llffhold": 1}, "test", "poses_bounds.npy", "test split is empty"),
+    ("motion-mask-size", _resize_mask("motion_masks", "000002_left.png", (40, 24)), {}, "train", "000002_left.png",
+     "motion mask size 40x24 does not fit the 64x32 images: a mask must be the image size divided (or multiplied) by "
+     "a whole number, ±1 px (expected e.g. 128x64, 64x32, 32x16, 21x11, 16x8)"),
+    ("background-mask-size", _resize_mask("background_mask", "000003_right.jpg", (50, 40)), {}, "test",
+     "000003_right.jpg", "background mask size 50x40 does not fit the 64x32 images"),
+    ("motion-mask-size-half-res", _resize_mask("motion_masks", "000000_left.png", (24, 16)),
+     {"image_source": "half-res"}, "train", "000000_left.png", "motion mask size 24x16 does not fit the 32x16 images"),
 ]  # fmt: skip
 
 
@@ -114,6 +129,18 @@ def test_bad_input_raises_one_error_naming_the_file(
     assert Path(info.value.path).name == file_name and file_name in message
     assert words in message
     assert _snapshot(d2rf_scene_copy) == before
+
+
+@pytest.mark.parametrize("size", [(32, 16), (33, 15), (64, 32), (21, 11), (22, 10), (16, 8), (128, 64), (127, 65)])
+def test_masks_at_the_image_size_times_or_over_a_whole_number_are_accepted(d2rf_scene_copy: Path, size):
+    """Masks at double, full, half, third or quarter resolution of the 64x32 images (±1 px per side) parse, and the
+    shipped layout parses with half-resolution images (full-resolution background masks, half-resolution motion
+    masks)."""
+    _resize_mask("motion_masks", "000002_left.png", size)(d2rf_scene_copy)
+    outputs = D2RFDataParserConfig(data=d2rf_scene_copy).setup().get_dataparser_outputs(split="train")
+    assert Path(outputs.metadata["motion_mask_filenames"][2]).name == "000002_left.png"
+    half = D2RFDataParserConfig(data=d2rf_scene_copy, image_source="half-res").setup()
+    assert len(half.get_dataparser_outputs(split="test").metadata["background_mask_filenames"]) == 6
 
 
 def test_missing_registration_in_images_bin(d2rf_scene_copy: Path):
