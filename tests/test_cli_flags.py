@@ -390,6 +390,9 @@ def test_every_flag_is_classified(method_flags):
         assert {"--pipeline.model.rasterize-mode", "--optimizers.means.optimizer.lr", "--vis"} <= flags, method
         checked = {c.flag for c in [*TRAINER_CHECKS, *MODEL_CHECKS, *MOTION_CHECKS[method], *SECOND_BUILD]}
         checked.add("--pipeline.model.rasterizer-backend")  # test_rasterizer_backend_reaches_rasterize
+        # the motion selector and the other motion models' flags (--pipeline.model.motion NAME switches the model):
+        # each checked with the method whose own model it is, and by tests/test_cli_motion_choice.py
+        checked |= {"--pipeline.model.motion"} | {c.flag for checks in MOTION_CHECKS.values() for c in checks}
         rejected = set(REJECTED)
         unclassified = sorted(
             f for f in flags if f not in checked | rejected and not _matches(f, LATER) and not _matches(f, FIXED)

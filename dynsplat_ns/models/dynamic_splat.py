@@ -30,7 +30,8 @@ from dynsplat_ns.models.metrics import LazyLPIPS
 from dynsplat_ns.models.near_camera import NearCameraPruner
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
 from dynsplat_ns.models.static_seeding import initial_static_flags
-from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+from dynsplat_ns.motion.base import MotionModel
+from dynsplat_ns.motion.choice import MotionChoice
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
 from dynsplat_ns.render import rasterize
@@ -51,8 +52,10 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
 
     _target: type = field(default_factory=lambda: DynamicSplatModel)
     """Model class to instantiate."""
-    motion: MotionModelConfig = field(default_factory=StaticMotionConfig)
-    """Motion component that moves the canonical Gaussians to the camera's time."""
+    motion: MotionChoice = field(default_factory=StaticMotionConfig)
+    """Motion component that moves the canonical Gaussians to the camera's time. On the command line, any method can
+    switch it: ``--pipeline.model.motion {som,hexplane,marbles,static}`` (None: the method's own), then that model's
+    flags ``--pipeline.model.motion.<field>``, anywhere before the dataparser subcommand (see motion/choice.py)."""
     disable_motion: bool = False
     """Render the canonical Gaussians at every time: a static baseline with otherwise identical settings."""
     rasterizer_backend: Literal["auto", "torch", "gsplat", "cpp"] = "auto"
