@@ -46,14 +46,16 @@ def env() -> dict[str, str]:
 
 
 def make_scene(
-    kind: str, folder: Path, size: tuple[int, int], n_times: int, checker: float = 0.0, motion_scale: float = 1.0
+    kind: str, folder: Path, size: tuple[int, int], n_times: int, checker: float = 0.0, motion_scale: float = 1.0,
+    sphere_checker: float = 0.0, scene_args: tuple[str, ...] = (),
 ) -> Path:
     scene = folder / kind
     if not (scene / "blur_gt.json").is_file() and not (scene / "images").is_dir():
         cmd = tool("dynsplat-make-scene") + ["d2rf", str(scene), "--width", str(size[0]), "--height", str(size[1]),
                                              "--n-times", str(n_times), "--blur", kind, "--overwrite",
                                              "--checker", str(checker),
-                                             "--motion-scale", str(motion_scale)]  # fmt: skip
+                                             "--motion-scale", str(motion_scale),
+                                             "--sphere-checker", str(sphere_checker), *scene_args]  # fmt: skip
         subprocess.run(cmd, check=True, capture_output=True, env=env())
     return scene
 
@@ -115,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cost-steps", type=int, default=60, help="steps of each cost run (0: no cost table)")
     ap.add_argument("--deblur-extra", default="", help="extra ns-train arguments of dynsplat-deblur (investigations)")
     ap.add_argument("--checker", type=float, default=0.0, help="checker texture contrast on the slab (e.g. 0.6)")
+    ap.add_argument("--scene-args", default="",
+                    help="extra dynsplat-make-scene d2rf arguments, e.g. '--aperture 80 --shake-rotation-px 8'")
+    ap.add_argument("--sphere-checker", type=float, default=0.0, help="checker contrast on the moving spheres")
     ap.add_argument("--motion-scale", type=float, default=1.0, help="motion amplitude (0.25: camera blur dominates)")
     ap.add_argument("--seeds", default="42", help="comma-separated --machine.seed values; rows are seed means")
     ap.add_argument("--tag", default="run", help="run name (timestamp folder) of this benchmark's runs")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         root = args.out or Path(tmp)
         for kind in kinds:
             scene = make_scene(kind, root / "scenes", tuple(args.size), args.n_times, args.checker,
-                               args.motion_scale)
+                               args.motion_scale, args.sphere_checker, tuple(shlex.split(args.scene_args)))
             for method in args.methods.split(","):
                 extra = []
                 if method == "dynsplat-deblur":
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(seed_mean(runs))
         if args.cost_steps > 0:
             scene = make_scene("shake", root / "scenes", tuple(args.size), args.n_times, args.checker,
-                               args.motion_scale)
+                               args.motion_scale, args.sphere_checker, tuple(shlex.split(args.scene_args)))
             for k in (1, 3, 7):
                 extra = ["--pipeline.model.num-virtual-views", str(k)]
                 row = train_and_eval("dynsplat-deblur", scene, "shake", args.cost_steps, root / "cost", extra, f"k{k}")

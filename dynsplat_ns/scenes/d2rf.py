@@ -256,6 +256,14 @@ def offset_c2w(c2w: np.ndarray, shake: dict[str, np.ndarray], end: str) -> list[
     return offset_pose(c2w, shake[f"{end}_rotvec"], shake[f"{end}_translation"]).tolist()
 
 
+def _cli_scene(args: argparse.Namespace):
+    """The default scene with the command line's motion scale, textures and sphere size."""
+    scene = default_scene(motion=True, motion_scale=args.motion_scale)
+    spheres = tuple(replace(s, radius=s.radius * args.sphere_scale) for s in scene.spheres)
+    box = replace(scene.box, shift=(args.slab_shift, 0.0, 0.0))
+    return replace(scene, spheres=spheres, box=box, checker=args.checker, sphere_checker=args.sphere_checker)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="dynsplat-make-scene d2rf", description=__doc__.split("\n\n")[0])
@@ -271,6 +279,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="multiplies the spheres' motion amplitudes (default 1; 0 keeps them still)")  # fmt: skip
     parser.add_argument("--checker", type=float, default=0.0,
                         help="contrast of a checkerboard texture on the slab (default 0: plain; e.g. 0.6)")  # fmt: skip
+    parser.add_argument("--sphere-scale", type=float, default=1.0,
+                        help="multiplies the spheres' radii (default 1; e.g. 1.6: moving objects cover more pixels)")
+    parser.add_argument("--slab-shift", type=float, default=0.0,
+                        help="the slab slides sideways by this amplitude (world units; default 0: static; e.g. 0.3: a "
+                             "large textured moving object for object motion blur)")
+    parser.add_argument("--sphere-checker", type=float, default=0.0,
+                        help="contrast of a checker texture that moves with each sphere (default 0: plain; e.g. 0.6: "
+                             "detail that object motion blur smears)")  # fmt: skip
     defaults = BlurSettings()
     blur = parser.add_argument_group(
         "blur", "blur the left (training) views of images_bokeh/ and images_2/; right views stay as with 'none'; "
@@ -311,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         out = make_d2rf_scene(args.out_dir, args.width, args.height, args.n_times, args.baseline, args.seed,
                               args.supersample, overwrite=args.overwrite, blur=kinds or "none",
                               blur_settings=settings,
-                              scene=replace(default_scene(motion=True, motion_scale=args.motion_scale),
-                                            checker=args.checker))  # fmt: skip
+                              scene=_cli_scene(args))  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

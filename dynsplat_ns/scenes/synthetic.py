@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .textures import slab_checker, sphere_checker
+
 #: D-NeRF's Blender scenes use this horizontal field of view (radians).
 DNERF_CAMERA_ANGLE_X = 0.6911112070083618
 
@@ -83,6 +85,12 @@ class Box:
     """Albedo, RGB in [0, 1]."""
     yaw_turns: float = 0.0
     """Turns about the vertical axis through the centre over t ∈ [0, 1] (0: static)."""
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """The scene's slab only: slides by ``shift · sin(2π t)`` (0: static; it is then part of the moving region)."""
+
+    def offset(self, t: float, motion: bool = True) -> np.ndarray:
+        """Translation ``[3]`` of the slab at time ``t``."""
+        return np.asarray(self.shift, dtype=np.float64) * (math.sin(2.0 * math.pi * float(t)) if motion else 0.0)
 
     def yaw(self, t: float, motion: bool = True) -> float:
         """Rotation angle (radians) about z at time ``t``."""
@@ -110,6 +118,9 @@ class Scene:
     albedo): texture whose detail blur destroys (the deblur benchmarks)."""
     checker_period: float = 0.2
     """Side of a checker square in world units."""
+    sphere_checker: float = 0.0
+    """Contrast of a checker of 8 × 4 longitude/latitude cells on every sphere, attached to the sphere (it moves with
+    it: texture that object motion blur smears; 0: plain)."""
     radius: float = field(default=1.2)
     """Approximate radius of the region the scene occupies (for reference; not used in rendering)."""
 
@@ -343,12 +354,14 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
     Returns:
         ``rgba`` ``[H, W, 4]`` float32 (straight RGB, coverage alpha), ``distance`` ``[H, W]`` (mean hit distance
         along the ray over the samples that hit, NaN where none does) and ``moving`` ``[H, W]`` (fraction of samples
-        whose first hit is a sphere, i.e. the dynamic part of the scene when ``scene.motion``).
+        whose first hit is a sphere or a sliding slab, i.e. the dynamic part of the scene when ``scene.motion``).
     """
-    best_t, box_normal, _ = intersect_box(origin, dirs, np.asarray(scene.box.lo), np.asarray(scene.box.hi))
+    slab_offset = scene.box.offset(t, scene.motion)
+    best_t, box_normal, _ = intersect_box(origin, dirs, scene.box.lo + slab_offset, scene.box.hi + slab_offset)
     albedo = np.broadcast_to(np.asarray(scene.box.color), dirs.shape).copy()
     if scene.checker > 0:
-        albedo = albedo * _checker(scene, origin + dirs * np.where(np.isfinite(best_t), best_t, 0.0)[..., None])
+        hit = origin + dirs * np.where(np.isfinite(best_t), best_t, 0.0)[..., None] - slab_offset
+        albedo = albedo * slab_checker(scene.checker, scene.checker_period, hit)
     normal = box_normal
     for box in scene.extra_boxes:
         t_b, n_b, hit = _intersect_turning_box(origin, dirs, box, box.yaw(t, scene.motion))
@@ -356,14 +369,15 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
         best_t = np.where(closer, t_b, best_t)
         normal = np.where(closer[..., None], n_b, normal)
         albedo = np.where(closer[..., None], np.asarray(box.color), albedo)
-    on_sphere = np.zeros(best_t.shape, dtype=bool)
+    on_sphere = np.isfinite(best_t) & (scene.motion and any(scene.box.shift))  # a sliding slab moves too
     for sphere, center in zip(scene.spheres, scene.sphere_centers(t), strict=True):
         t_s, hit = intersect_sphere(origin, dirs, center, sphere.radius)
         closer = hit & (t_s < best_t)
         best_t = np.where(closer, t_s, best_t)
         n_s = (origin + dirs * np.where(closer, t_s, 0.0)[..., None] - center) / sphere.radius
         normal = np.where(closer[..., None], n_s, normal)
-        albedo = np.where(closer[..., None], np.asarray(sphere.color), albedo)
+        color = np.asarray(sphere.color) * (sphere_checker(scene.sphere_checker, n_s) if scene.sphere_checker else 1)
+        albedo = np.where(closer[..., None], color, albedo)
         on_sphere |= closer
     hit_any = np.isfinite(best_t)
     light = np.asarray(scene.light_dir, dtype=np.float64)
@@ -378,13 +392,6 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
     with np.errstate(invalid="ignore"):
         distance = np.where(hit_any, best_t, 0.0).sum(axis=-1) / hit_any.sum(axis=-1)
     return {"rgba": rgba, "distance": distance, "moving": on_sphere.mean(axis=-1)}
-
-
-def _checker(scene: Scene, points: np.ndarray) -> np.ndarray:
-    """Albedo factor ``[..., 1]`` of the checkerboard at ``points`` ``[..., 3]`` (1 or ``1 - checker``)."""
-    cells = np.floor(points[..., 0] / scene.checker_period) + np.floor(points[..., 1] / scene.checker_period)
-    dark = np.mod(cells, 2.0) == 1.0
-    return np.where(dark, 1.0 - scene.checker, 1.0)[..., None]
 
 
 def project_points(points: np.ndarray, c2w: np.ndarray, width: int, height: int, focal: float) -> np.ndarray:
@@ -447,7 +454,7 @@ def opengl_to_llff(c2w: np.ndarray) -> np.ndarray:
 def depth_bounds(scene: Scene, c2w: np.ndarray, t: float = 0.0, margin: float = 0.25) -> tuple[float, float]:
     """Near/far depths (along the viewing axis) of the scene's spheres and box corners seen from ``c2w``."""
     c2w = np.asarray(c2w, dtype=np.float64)
-    lo, hi = np.asarray(scene.box.lo), np.asarray(scene.box.hi)
+    lo, hi = np.asarray(scene.box.lo) + scene.box.offset(t), np.asarray(scene.box.hi) + scene.box.offset(t)
     corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
     centers = scene.sphere_centers(t)
     radii = np.array([s.radius for s in scene.spheres])
@@ -467,7 +474,7 @@ def surface_points(scene: Scene, n: int, t: float = 0.0, seed: int = 0) -> tuple
     """
     rng = np.random.default_rng(seed)
     n_box = n // 2
-    lo, hi = np.asarray(scene.box.lo), np.asarray(scene.box.hi)
+    lo, hi = np.asarray(scene.box.lo) + scene.box.offset(t), np.asarray(scene.box.hi) + scene.box.offset(t)
     box = np.stack([rng.uniform(lo[0], hi[0], n_box), rng.uniform(lo[1], hi[1], n_box), np.full(n_box, hi[2])], 1)
     box_rgb = np.tile(np.asarray(scene.box.color), (n_box, 1))
     which = rng.integers(0, len(scene.spheres), n - n_box)
