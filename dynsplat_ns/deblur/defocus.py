@@ -41,12 +41,15 @@ class DefocusBlur(nn.Module):
 
     Args:
         num_images: number of training images (the camera optimizer's indexing: ``camera.metadata["cam_idx"]``).
+        shared_aperture: one b² for all images (one lens and aperture for the whole video; it learns from every
+            step) instead of one per image.
     """
 
-    def __init__(self, num_images: int) -> None:
+    def __init__(self, num_images: int, shared_aperture: bool = False) -> None:
         super().__init__()
         n = max(int(num_images), 1)
-        self.coc_sq = nn.Parameter(torch.zeros(n))  # [n] b², pixels² (value clamped at 0)
+        self.shared_aperture = bool(shared_aperture)
+        self.coc_sq = nn.Parameter(torch.zeros(1 if shared_aperture else n))  # [n] or [1] b², pixels² (clamped at 0)
         self.focus_rel = nn.Parameter(torch.ones(n))  # [n] q: focus distance = z0 / q
         # Each image's reference depth z0, set at its first training render (0: not yet); saved, so a resumed run
         # keeps the scale of the learned values.
@@ -54,9 +57,13 @@ class DefocusBlur(nn.Module):
 
     def aperture(self, image: int | Tensor | None = None) -> Tensor:
         """Aperture in pixel·depth units (``c = aperture · |1/z − 1/focus|``), of one image or all [n]."""
-        b2 = self.coc_sq if image is None else self.coc_sq[image]
         z0 = self.ref_depth if image is None else self.ref_depth[image]
+        b2 = self.coc_sq if image is None else self.coc_sq[self._row(image)]
         return b2.detach().clamp(min=0.0).sqrt() * z0
+
+    def _row(self, image: int | Tensor) -> int | Tensor:
+        """Row of ``image`` in the b² table (0 for every image when the aperture is shared)."""
+        return 0 if self.shared_aperture else image
 
     def focus(self, image: int | Tensor | None = None) -> Tensor:
         """Focus distance of one image or all [n] (0 before the first render of the image)."""
@@ -68,7 +75,7 @@ class DefocusBlur(nn.Module):
         """``max(b², 0)`` of ``image`` with the gradient passed straight through (see the module docstring)."""
         with torch.no_grad():
             self.coc_sq.clamp_(min=-COC_SQ_FLOOR)
-        p = self.coc_sq[image]
+        p = self.coc_sq[self._row(image)]
         return p + (p.clamp(min=0.0) - p).detach()
 
     @torch.no_grad()

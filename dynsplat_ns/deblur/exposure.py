@@ -32,16 +32,21 @@ class ExposureTimes(nn.Module):
     Args:
         num_frames: number of training frames T.
         exposure_range: (lo, hi), the bounds of the fraction of the frame interval (Deblur4DGS: 0.1–0.9).
+        shared: one exposure for every frame (a video's shutter time is usually fixed; it learns from every step)
+            instead of one per frame.
     """
 
-    def __init__(self, num_frames: int, exposure_range: tuple[float, float] = (0.1, 0.9)) -> None:
+    def __init__(
+        self, num_frames: int, exposure_range: tuple[float, float] = (0.1, 0.9), shared: bool = False
+    ) -> None:
         super().__init__()
         lo, hi = (float(x) for x in exposure_range)
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"exposure_range must satisfy 0 <= lo <= hi <= 1, got {exposure_range}")
         self.lo, self.hi = lo, hi
         self.num_frames = max(int(num_frames), 1)
-        self.logits = nn.Parameter(torch.zeros(self.num_frames))  # [T]
+        self.shared = bool(shared)
+        self.logits = nn.Parameter(torch.zeros(1 if self.shared else self.num_frames))  # [T] or [1]
 
     def frame_index(self, t: float) -> int:
         """The training frame nearest to time ``t``."""
@@ -49,7 +54,10 @@ class ExposureTimes(nn.Module):
 
     def fraction(self, frame: int | None = None) -> Tensor:
         """Exposure fraction(s) of the frame interval: one frame's (0-d) or all [T]."""
-        logits = self.logits if frame is None else self.logits[frame]
+        if frame is None:
+            logits = self.logits.expand(self.num_frames)
+        else:
+            logits = self.logits[0 if self.shared else frame]
         return self.lo + (self.hi - self.lo) * torch.sigmoid(logits)
 
     def sub_times(self, t: float, u: Tensor) -> Tensor:

@@ -39,7 +39,7 @@ from dynsplat_ns.deblur.trajectory import ExposureTrajectory, sample_positions
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.models.checkpoint_state import FrameAxes
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel, DynamicSplatModelConfig
-from dynsplat_ns.motion.base import MotionModelConfig
+from dynsplat_ns.motion.choice import MotionChoice
 from dynsplat_ns.motion.som import ShapeOfMotionConfig
 from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
@@ -58,9 +58,9 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
 
     _target: type = field(default_factory=lambda: DeblurSplatModel)
     """Model class to instantiate."""
-    motion: MotionModelConfig = field(default_factory=ShapeOfMotionConfig)
+    motion: MotionChoice = field(default_factory=ShapeOfMotionConfig)
     """Motion component that moves the canonical Gaussians to the camera's time (Shape-of-Motion bases, as
-    Deblur4DGS)."""
+    Deblur4DGS; ``--pipeline.model.motion hexplane`` etc. switches it, see DynamicSplatModelConfig.motion)."""
     num_virtual_views: int = 7
     """Virtual sharp views K averaged into each blurry training image (poses along the exposure trajectory, paired with
     sub-times over the exposure); 1 trains without blur. Time per step grows about linearly with K."""
@@ -72,19 +72,26 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     trajectory: Literal["linear", "spline"] = "linear"
     """Shape of the camera trajectories: 'linear' (start and end offsets, interpolated linearly in se(3)) or 'spline'
     (four knots of a uniform cubic B-spline)."""
-    trajectory_init_std: float = 0.0
+    trajectory_init_std: float = 1e-5
     """Standard deviation of a random (seeded) initial trajectory offset (BAD-Gaussians: 1e-5); 0 starts every
-    trajectory exactly at its image's pose. Equal knots are a stationary point of a trajectory's spread (the K views
-    are identical, so a symmetric spread has no first-order effect); it opens once the views differ (sub-times of a
-    moving scene) or from rounding, which Adam amplifies. Measured on a 32 px camera-blur-only fit (static scene, K=5,
-    150 steps, trajectory and exposure only): 0 → L1 0.0029 to 0.0008, 1e-5 → 0.0029 to 0.0006."""
+    trajectory exactly at its image's pose. A centered trajectory at zero is a stationary point (its K views are
+    identical and spread symmetrically, so the spread has no first-order effect): the small random start lets it open
+    (Adam's steps do not shrink with the gradient)."""
+    trajectory_centered: bool = True
+    """Keep each image's pose at the middle of its exposure (the trajectory spreads the virtual views around it, as
+    structure-from-motion on blurry images places the pose); False lets the trajectory shift the whole exposure too
+    (BAD-Gaussians), a per-image pose correction that competes with the camera optimizer and the scene. Shake scene
+    (96×64, 24 times, 1500 steps, trajectory lr 1e-3): not centered 26.02 dB, centered 29.37 (SoM 27.96)."""
     exposure_range: tuple[float, float] = (0.1, 0.9)
     """Bounds of each frame's exposure time, as a fraction of the frame interval (Deblur4DGS); it starts in the
     middle."""
-    trajectory_lr: float = 1e-4
-    """Initial learning rate of the camera trajectories (decays ×0.01 over the run, as BAD-Gaussians). At 1e-3 the
-    trajectories explained the scene's own motion as blur (shake scene, 64 px, 1000 steps: 23.25 dB against 27.83 at
-    1e-4; SoM without deblur 28.76)."""
+    exposure_shared: bool = False
+    """One exposure time for all frames (a fixed shutter; it learns from every step) instead of one per frame."""
+    trajectory_lr: float = 3e-3
+    """Initial learning rate of the camera trajectories (decays ×0.01 over the run, as BAD-Gaussians). Each image's
+    trajectory is updated once per pass over the images, so a short run needs a high rate to open it to the shake
+    before blurry Gaussians explain the blur: shake scene (96×64, 24 times, 1500 steps, centered) 1e-4 → learned 0.02°
+    of a 2.1° shake, 1e-3 → 1.75° (29.37 dB), 3e-3 → 1.86° (29.55 dB; SoM 27.96, SoM on sharp images 30.11)."""
     exposure_lr: float = 1e-2
     """Initial learning rate of the exposure-time logits (decays ×0.1 over the run)."""
     trajectory_magnitude_weight: float = 1e-2
@@ -99,9 +106,13 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     circle of confusion (aperture · |1/z - 1/focus|) in the training renders (evaluation stays sharp). Turn it on for
     data with a shallow depth of field, e.g. D2RF's bokeh images (``dynsplat-d2rf --image-source bokeh``). Starts at
     zero aperture (the identity); costs one rasterize() call per virtual view."""
-    defocus_aperture_lr: float = 0.05
-    """Initial learning rate of the per-image squared aperture, in pixels² of the circle of confusion at half the
-    focus distance (decays ×0.1 over the run)."""
+    defocus_shared_aperture: bool = True
+    """One aperture for all training images (one lens for the whole video; the focus stays per image): it learns from
+    every step instead of once per pass over the images. Defocus scene (96×64, 24 times, aperture 40, 1500 steps):
+    per image at lr 0.05 → 24 % of the true aperture, 28.40 dB; shared → 47 %, 28.94 (SoM 28.59)."""
+    defocus_aperture_lr: float = 0.5
+    """Initial learning rate of the squared aperture, in pixels² of the circle of confusion at half the focus distance
+    (decays ×0.1 over the run); true values are tens of pixels² for a few pixels of blur."""
     defocus_focus_lr: float = 1e-2
     """Initial learning rate of the per-image inverse focus distance, relative to the image's initial focus (the
     median depth in view; decays ×0.1 over the run)."""
@@ -145,9 +156,11 @@ class DeblurSplatModel(DynamicSplatModel):
         cfg = self.config
         if cfg.num_virtual_views < 1:
             raise DynsplatConfigError(f"--pipeline.model.num-virtual-views must be >= 1 (got {cfg.num_virtual_views})")
-        self.trajectory = ExposureTrajectory(self.num_train_data, cfg.trajectory, cfg.trajectory_init_std)
-        self.exposure = ExposureTimes(self.motion.num_frames, cfg.exposure_range)
-        self.defocus = DefocusBlur(self.num_train_data) if cfg.defocus else None
+        self.trajectory = ExposureTrajectory(
+            self.num_train_data, cfg.trajectory, cfg.trajectory_init_std, cfg.trajectory_centered
+        )
+        self.exposure = ExposureTimes(self.motion.num_frames, cfg.exposure_range, cfg.exposure_shared)
+        self.defocus = DefocusBlur(self.num_train_data, cfg.defocus_shared_aperture) if cfg.defocus else None
         # The training image whose views are being rasterized with defocus (see _rasterize_group), and their metas.
         self._defocus_image: int | None = None
         self._defocus_metas: list[dict] = []
@@ -177,12 +190,15 @@ class DeblurSplatModel(DynamicSplatModel):
         aperture², relative inverse focus and reference depth tables [num_images]."""
         keys = {**super().per_image_state_keys(), "trajectory.knots": 0}
         if self.defocus is not None:
-            keys.update({"defocus.coc_sq": 0, "defocus.focus_rel": 0, "defocus.ref_depth": 0})
+            keys.update({"defocus.focus_rel": 0, "defocus.ref_depth": 0})
+            if not self.defocus.shared_aperture:
+                keys["defocus.coc_sq"] = 0
         return keys
 
     def per_frame_state_keys(self) -> dict[str, FrameAxes]:
         """The inherited per-frame tensors and the exposure logits [T]."""
-        return {**super().per_frame_state_keys(), "exposure.logits": 0}
+        shared = self.exposure.shared
+        return {**super().per_frame_state_keys(), **({} if shared else {"exposure.logits": 0})}
 
     # ---- rendering -------------------------------------------------------------------------------------------
     @property

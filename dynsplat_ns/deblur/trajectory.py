@@ -5,6 +5,10 @@ of the camera in its own frame: a pose along the trajectory is ``c2w @ exp(offse
 start to the end of the exposure. ``linear``: two knots (start, end), the offset interpolated linearly in se(3);
 ``spline``: four knots of a uniform cubic B-spline. The table starts at zero, so every pose along every trajectory is
 exactly the image's pose (``exp(0)`` is the identity): the virtual views of an image start identical to the plain view.
+
+``centered`` trajectories subtract the offset at mid-exposure (u = 0.5), so the image's pose is the middle of its
+exposure (where structure-from-motion on blurry images puts it) and the trajectory only spreads the views around it:
+the table's common offset, a pose correction, is the camera optimizer's job, not the blur model's.
 """
 
 from __future__ import annotations
@@ -58,13 +62,17 @@ class ExposureTrajectory(nn.Module):
         num_images: number of training images (the camera optimizer's indexing: ``camera.metadata["cam_idx"]``).
         kind: ``linear`` (start/end knots) or ``spline`` (four cubic B-spline knots).
         init_std: standard deviation of a (seeded) random initial offset; 0 starts exactly at the identity.
+        centered: subtract the offset at u = 0.5: mid-exposure is the image's pose.
     """
 
-    def __init__(self, num_images: int, kind: TrajectoryKind = "linear", init_std: float = 0.0) -> None:
+    def __init__(
+        self, num_images: int, kind: TrajectoryKind = "linear", init_std: float = 0.0, centered: bool = False
+    ) -> None:
         super().__init__()
         if kind not in NUM_KNOTS:
             raise ValueError(f"unknown trajectory kind {kind!r} (use 'linear' or 'spline')")
         self.kind: TrajectoryKind = kind
+        self.centered = bool(centered)
         knots = torch.zeros(max(int(num_images), 1), NUM_KNOTS[kind], 6)
         if init_std > 0:
             knots.normal_(0.0, init_std, generator=torch.Generator().manual_seed(0))
@@ -72,8 +80,14 @@ class ExposureTrajectory(nn.Module):
 
     def offsets(self, image_index: int, u: Tensor) -> Tensor:
         """se(3) offsets [K, 6] of image ``image_index`` at positions ``u`` [K] ∈ [0, 1]."""
-        w = interpolation_weights(self.kind, u.to(self.knots.device, self.knots.dtype))  # [K, knots]
-        return w @ self.knots[image_index]
+        return self._weights(u) @ self.knots[image_index]
+
+    def _weights(self, u: Tensor) -> Tensor:
+        """Knot weights [K, knots] at ``u`` [K]; centered: minus the weights at mid-exposure."""
+        w = interpolation_weights(self.kind, u.to(self.knots.device, self.knots.dtype))
+        if self.centered:
+            w = w - interpolation_weights(self.kind, torch.full_like(w[:1, 0], 0.5))
+        return w
 
     def virtual_c2w(self, c2w: Tensor, image_index: int, num_views: int) -> Tensor:
         """Camera-to-world poses [K, 3, 4] along image ``image_index``'s trajectory.
@@ -89,7 +103,7 @@ class ExposureTrajectory(nn.Module):
     def endpoints(self, image_index: int | Tensor) -> tuple[Tensor, Tensor]:
         """se(3) offsets at the start (u = 0) and end (u = 1) of the exposure, [..., 6] each."""
         u = torch.tensor([0.0, 1.0], device=self.knots.device, dtype=self.knots.dtype)
-        ends = interpolation_weights(self.kind, u) @ self.knots[image_index]  # [..., 2, 6]
+        ends = self._weights(u) @ self.knots[image_index]  # [..., 2, 6]
         return ends[..., 0, :], ends[..., 1, :]
 
 

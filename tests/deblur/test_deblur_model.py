@@ -39,14 +39,18 @@ def test_identity_at_init_outputs_gradients_and_statistics(train_split):
     """With defaults (K = 7, camera and object blur), the first step renders, back-propagates and feeds the
     densification statistics like the same model with blur off and like plain dynsplat-som; with blur off it is
     plain dynsplat-som. The one intended difference: the sub-times spread over the exposure, so the gradient of the
-    per-frame motion bases is shared with the neighbouring frames (summed over frames it is the same)."""
+    per-frame motion bases is shared with the neighbouring frames (summed over frames it is the same). The default
+    start of the trajectories is a 1e-5 random offset (to leave the stationary point at zero); at 0 the identity is
+    exact, and with the default it holds to rounding-level pixels."""
     outputs, images = train_split
-    blur, _ = build(outputs, deblur_config())
+    blur, _ = build(outputs, deblur_config(trajectory_init_std=0.0))
+    noisy, _ = build(outputs, deblur_config())
+    assert noisy.config.trajectory_init_std == 1e-5
     off, _ = build(outputs, deblur_config(camera_blur=False, object_blur=False))
     plain, _ = build(outputs, DynamicSplatModelConfig(motion=som(), **COMMON))
     assert blur.config.num_virtual_views == 7
     results = {}
-    for name, model in {"blur": blur, "off": off, "plain": plain}.items():
+    for name, model in {"blur": blur, "off": off, "plain": plain, "noisy": noisy}.items():
         out = _step(model, outputs, images)
         state = model.strategy_state
         results[name] = (out["rgb"].detach(), _grads(model), state["grad2d"].clone(), state["count"].clone())
@@ -57,6 +61,8 @@ def test_identity_at_init_outputs_gradients_and_statistics(train_split):
     def close(a, b, msg):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()) + 1e-8, msg=msg)
 
+    torch.testing.assert_close(results["noisy"][0], results["plain"][0], rtol=0, atol=2e-3)
+    assert not torch.equal(results["noisy"][0], results["plain"][0])
     for first, second in (("off", "plain"), ("blur", "off"), ("blur", "plain")):
         rgb, grads, grad2d, count = results[first]
         o_rgb, o_grads, o_grad2d, o_count = results[second]
@@ -77,15 +83,17 @@ def test_identity_at_init_outputs_gradients_and_statistics(train_split):
 
 
 def _manual_virtual_views(model, camera, K):
-    """The K virtual views rendered one by one by the plain model (own pose/time arithmetic)."""
+    """The K virtual views rendered one by one by the plain model (own pose/time arithmetic; a centered trajectory
+    runs through the image's pose at mid-exposure)."""
     knots = model.trajectory.knots[IMAGE].detach()
+    mid = 0.5 * (knots[0] + knots[1]) if model.config.trajectory_centered else torch.zeros(6)
     T = model.exposure.num_frames
     t = float(camera.times)
     e = 0.1 + 0.8 * torch.sigmoid(model.exposure.logits[round(t * (T - 1))].detach())
     renders = []
     for k in range(K):
         u = k / (K - 1)
-        delta = exp_map_SO3xR3(((1 - u) * knots[0] + u * knots[1])[None])[0]  # [3, 4]
+        delta = exp_map_SO3xR3(((1 - u) * knots[0] + u * knots[1] - mid)[None])[0]  # [3, 4]
         c2w = camera.camera_to_worlds[0]
         pose = torch.cat([c2w[:, :3] @ delta[:, :3], c2w[:, :3] @ delta[:, 3:] + c2w[:, 3:]], dim=1)
         view = train_camera(model.kwargs["_outputs"], IMAGE)
@@ -156,7 +164,7 @@ def test_short_fit_moves_trajectory_and_exposure_towards_the_blur(train_split):
     moving scene): fitting only the trajectory and the exposure lowers the loss, opens the trajectory along x and
     lengthens the exposure."""
     outputs, _ = train_split
-    model, _ = build(outputs, deblur_config(num_virtual_views=3, trajectory_lr=1e-3))  # the mechanics, at a fast rate
+    model, _ = build(outputs, deblur_config(num_virtual_views=3, trajectory_lr=1e-2))  # the mechanics, fast
     _moving(model)
     camera = train_camera(outputs, IMAGE)
     t, T = float(camera.times), model.exposure.num_frames
@@ -184,9 +192,10 @@ def test_short_fit_moves_trajectory_and_exposure_towards_the_blur(train_split):
         optimizers.optimizer_step_all()
         losses.append(loss.item())
     start, end = model.trajectory.endpoints(IMAGE)
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.8 * losses[0]  # centered (default): the spread opens from the stationary point at zero
     assert float(model.exposure.fraction(frame).detach()) > e0 + 0.03
-    assert abs(float((end[0] - start[0]).detach())) > 0.01
+    spread = (end - start).detach()
+    assert abs(float(spread[0])) > 0.05 and abs(float(spread[0])) == float(spread[:3].abs().max())  # along x, the most
 
 
 def test_eval_renders_sharp_at_the_plain_pose_and_frame_time(train_split):

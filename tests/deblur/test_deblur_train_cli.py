@@ -29,7 +29,7 @@ def test_ns_train_and_ns_eval_dynsplat_deblur(dnerf_scene, tmp_path):
                "--steps-per-eval-all-images", "100000", "--pipeline.model.sh-degree", "1",
                "dynsplat-dnerf", "--data", str(dnerf_scene)], cwd=tmp_path)  # fmt: skip
     # The deblur groups are derived from the final config at run start (and logged with the motion groups).
-    assert "deblur_trajectory lr 0.0001" in log and "deblur_exposure lr 0.01" in log, log[-3000:]
+    assert "deblur_trajectory lr 0.003" in log and "deblur_exposure lr 0.01" in log, log[-3000:]
     run_dir = tmp_path / "tiny" / "dynsplat-deblur" / "run"
     (ckpt,) = sorted((run_dir / "nerfstudio_models").glob("step-*.ckpt"))
     state = torch.load(ckpt, map_location="cpu")

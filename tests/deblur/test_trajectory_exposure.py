@@ -58,3 +58,30 @@ def test_exposure_fraction_is_bounded_and_sub_times_centre_on_the_frame():
     torch.testing.assert_close(taus, torch.tensor([0.475, 0.4875, 0.5, 0.5125, 0.525]))
     assert exposure.sub_times(0.0, sample_positions(3)).min() == 0.0  # clamped at the sequence's start
     assert torch.equal(ExposureTimes(1).sub_times(0.3, sample_positions(3)), torch.full((3,), 0.3))
+
+
+@pytest.mark.parametrize("kind", ["linear", "spline"])
+def test_centered_trajectory_keeps_the_pose_at_mid_exposure(kind):
+    """Centered: whatever the knots, mid-exposure is the image's pose and the views spread symmetrically (linear)."""
+    traj = ExposureTrajectory(2, kind, init_std=0.05, centered=True)
+    c2w = _pose()
+    poses = traj.virtual_c2w(c2w, 1, 5)
+    torch.testing.assert_close(poses[2], c2w)
+    assert not torch.allclose(poses[0], c2w, atol=1e-3)  # the knots still spread the views
+    start, end = traj.endpoints(1)
+    knots = traj.knots[1].detach()
+    if kind == "linear":  # offsets (u - 1/2) (end - start): the common offset of the knots is ignored
+        torch.testing.assert_close(start, -end)
+        torch.testing.assert_close(end - start, knots[1] - knots[0])
+    free = ExposureTrajectory(2, kind, init_std=0.05)  # same seed, not centered: mid-exposure moves
+    assert not torch.allclose(free.virtual_c2w(c2w, 1, 5)[2], c2w, atol=1e-4)
+
+
+def test_shared_exposure_is_one_value_for_every_frame():
+    exposure = ExposureTimes(6, (0.1, 0.9), shared=True)
+    assert exposure.logits.shape == (1,)
+    with torch.no_grad():
+        exposure.logits.fill_(1.0)
+    fractions = exposure.fraction()
+    assert fractions.shape == (6,) and torch.allclose(fractions, fractions[0].expand(6))
+    torch.testing.assert_close(exposure.fraction(4), fractions[0])
