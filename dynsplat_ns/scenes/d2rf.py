@@ -21,10 +21,10 @@ Blurry captures (``blur``; ``--blur``): ``none`` (default) writes the cheap focu
 ``shake``, ``motion`` and ``defocus`` (or a combination, ``shake,motion``) replace the LEFT (training) views of
 ``images_bokeh/`` and ``images_2/`` by a blurred render (:mod:`dynsplat_ns.scenes.blur`): ``shake`` averages
 sub-exposures along a short random camera path, ``motion`` averages sub-times over an exposure window (moving spheres
-smear, the static slab stays sharp), ``defocus`` blurs by depth around a per-view focus distance. Everything else is
-written exactly as with ``none`` (the right views, ``images/`` = sharp renders at the nominal pose and frame time, the
-masks and disparity of the sharp render, the poses), so ``dynsplat-d2rf`` parses it identically. The ground-truth
-blur parameters of each left view go to ``blur_gt.json`` (not read by the dataparser)::
+smear, the slab stays sharp unless it slides: ``--slab-shift``), ``defocus`` blurs by depth around a per-view focus
+distance. Everything else is written exactly as with ``none`` (the right views, ``images/`` = sharp renders at the
+nominal pose and frame time, the masks and disparity of the sharp render, the poses), so ``dynsplat-d2rf`` parses it
+identically. The ground-truth blur parameters of each left view go to ``blur_gt.json`` (not read by the dataparser)::
 
     {"blur": ["shake", ...], "settings": {...}, "width": W, "height": H, "focal": f,
      "views": {"000000_left": {"time": t, "exposure_window": [t0, t1],          # motion ([t, t] without it)

@@ -357,7 +357,7 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
         whose first hit is a sphere or a sliding slab, i.e. the dynamic part of the scene when ``scene.motion``).
     """
     slab_offset = scene.box.offset(t, scene.motion)
-    best_t, box_normal, _ = intersect_box(origin, dirs, scene.box.lo + slab_offset, scene.box.hi + slab_offset)
+    best_t, box_normal, slab_hit = intersect_box(origin, dirs, scene.box.lo + slab_offset, scene.box.hi + slab_offset)
     albedo = np.broadcast_to(np.asarray(scene.box.color), dirs.shape).copy()
     if scene.checker > 0:
         hit = origin + dirs * np.where(np.isfinite(best_t), best_t, 0.0)[..., None] - slab_offset
@@ -369,7 +369,8 @@ def trace_rays(scene: Scene, origin: np.ndarray, dirs: np.ndarray, t: float) -> 
         best_t = np.where(closer, t_b, best_t)
         normal = np.where(closer[..., None], n_b, normal)
         albedo = np.where(closer[..., None], np.asarray(box.color), albedo)
-    on_sphere = np.isfinite(best_t) & (scene.motion and any(scene.box.shift))  # a sliding slab moves too
+        slab_hit = slab_hit & ~closer
+    on_sphere = slab_hit & (scene.motion and any(scene.box.shift))  # a sliding slab moves too
     for sphere, center in zip(scene.spheres, scene.sphere_centers(t), strict=True):
         t_s, hit = intersect_sphere(origin, dirs, center, sphere.radius)
         closer = hit & (t_s < best_t)
