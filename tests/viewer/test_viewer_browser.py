@@ -384,7 +384,8 @@ def test_ns_viewer_in_headless_chromium(tmp_path):
             shot = browser.screenshot()
             Image.fromarray(shot).save(tmp_path / "page_t1.png")
             (moved,) = canvas_pixels(browser, shot)
-            assert any(0 < max(r) < MAX_RES for r in later), f"no low-res frame while Time changed: {later}"
+            # A GUI change may be rendered at full resolution straight away (a low-res frame first comes only when
+            # the render is slow for the viewer's time budget: seen flaky under load), so no low-res check here.
             change = np.abs(moved - frame).mean()
             assert change > 4.0, f"moving the Time slider did not change the render (mean |diff| {change:.2f})"
             assert moved.std(axis=(0, 1)).mean() > 5.0
