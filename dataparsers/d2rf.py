@@ -34,7 +34,6 @@ from typing import Any, Literal
 
 import numpy as np
 from nerfstudio.cameras.cameras import CameraType
-from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 from nerfstudio.utils.rich_utils import CONSOLE
 
@@ -44,7 +43,6 @@ from . import colmap
 from .base import DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
 from .files import list_images
-from .images import check_mask_sizes, image_size
 from .poses_bounds import PosesBounds, bounds_scale, check_count, load_poses_bounds
 from .scene import SceneFrames
 from .subsets import holdout_split
@@ -170,21 +168,6 @@ class D2RF(DynsplatDataParser):
             metadata={"depth_kind": "disparity"} if "depth_filenames" in per_view else {},
             **geometry,
         )
-
-    def _generate_dataparser_outputs(self, split: str = "train", **kwargs: Any) -> DataparserOutputs:
-        """The base's outputs of ``split``, once its motion and background masks are checked to fit its images: each
-        mask's size must be the images' size divided or multiplied by a whole number (headers only; see
-        :func:`~.images.mask_size_problem`), else a DataParserError names the mask."""
-        outputs = super()._generate_dataparser_outputs(split, **kwargs)
-        scene = self.read_scene(split)
-        sources = scene.image_filenames
-        if split != "train" and scene.eval_image_filenames is not None:
-            sources = scene.eval_image_filenames
-        reference = image_size(sources[outputs.metadata["frame_indices"][0]])  # the split's images share one size
-        for _, key, _, what in PER_VIEW_FOLDERS:
-            if what.endswith("mask") and key in outputs.metadata:
-                check_mask_sizes(outputs.metadata[key], reference, what)
-        return outputs
 
     def _matching_files(self, folder: Path, stems: list[str], exts: tuple[str, ...], what: str) -> list[Path]:
         """One file per view stem in ``folder`` (any of ``exts``), in view order."""

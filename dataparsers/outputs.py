@@ -27,7 +27,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.scene_box import SceneBox
 
 from .errors import DataParserError, MissingSplitError
-from .images import check_image_sizes, downscale_images, image_size
+from .images import check_image_sizes, check_mask_sizes, downscale_images, image_size
 from .points import box_or_ply_seed_points, seed_ply_path, transform_points
 from .scene import SceneFrames, fit_box, frustum_corners, frustum_seed_points, homogeneous, robust_points, to_opengl
 from .subsets import resolve_splits, split_indices_file
@@ -245,6 +245,23 @@ def common_metadata(
     return metadata
 
 
+def check_split_masks(metadata: dict[str, Any], sources: Sequence[Path]) -> None:
+    """Every per-frame mask of a split (metadata ``*mask_filenames`` lists; None entries skipped) must be its image's
+    size divided or multiplied by a whole number (headers only; :func:`~.images.mask_size_problem`), else a
+    DataParserError names the mask.
+
+    Args:
+        metadata: The split's metadata (per-frame lists in the order of ``sources``).
+        sources: The split's dataset images (before any downscaling), one per frame.
+    """
+    for key, masks in metadata.items():
+        if key.endswith("mask_filenames") and isinstance(masks, list):
+            what = key.removesuffix("_filenames").replace("_", " ")
+            for mask, source in zip(masks, sources, strict=True):
+                if mask is not None:
+                    check_mask_sizes([Path(mask)], image_size(source), what)
+
+
 def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.Tensor | None) -> DataparserOutputs:
     """``DataparserOutputs`` of ``split`` for a format's :class:`SceneFrames` (see the module docstring).
 
@@ -289,6 +306,7 @@ def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.T
     metadata["seed_points_random"] = seeds_are_random(cfg, scene)
     metadata.update(scene.metadata)
     metadata.update({key: [values[i] for i in indices] for key, values in scene.per_frame_metadata.items()})
+    check_split_masks(metadata, [Path(names[i]) for i in indices])
     metadata["split"] = split
     metadata["frame_indices"] = list(indices)
     if scene.bounds is not None:

@@ -53,9 +53,8 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     _target: type = field(default_factory=lambda: DynamicSplatModel)
     """Model class to instantiate."""
     motion: MotionChoice = field(default_factory=StaticMotionConfig)
-    """Motion component that moves the canonical Gaussians to the camera's time. On the command line, any method can
-    switch it: ``--pipeline.model.motion {som,hexplane,marbles,static}`` (None: the method's own), then that model's
-    flags ``--pipeline.model.motion.<field>``, anywhere before the dataparser subcommand (see motion/choice.py)."""
+    """Motion component that moves the Gaussians to the camera's time; any method can switch it on the command line:
+    ``--pipeline.model.motion {som,hexplane,marbles,static}``, then that model's flags (motion/choice.py)."""
     disable_motion: bool = False
     """Render the canonical Gaussians at every time: a static baseline with otherwise identical settings."""
     rasterizer_backend: Literal["auto", "torch", "gsplat", "cpp"] = "auto"
