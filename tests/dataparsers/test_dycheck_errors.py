@@ -84,6 +84,8 @@ CASES = [
      "depth map not found"),
     ("covisible-missing", lambda d: (d / "covisible" / "2x" / "val" / "1_00002.png").unlink(), {}, "test",
      "1_00002.png", "covisibility mask not found"),
+    ("covisible-wrong-size", _resize("covisible/2x/val/1_00002.png", (20, 7)), {}, "test", "1_00002.png",
+     "covisible mask size 20x7 does not fit"),
     ("scene-near-after-far", _edit_json("scene.json", lambda v: v.update(near=2.0, far=1.0)), {}, "train",
      "scene.json", "'near' (2) must be less than 'far' (1)"),
     ("scene-bad-scale", _edit_json("scene.json", lambda v: v.update(scale=-1)), {}, "train", "scene.json",
