@@ -257,9 +257,10 @@ def offset_c2w(c2w: np.ndarray, shake: dict[str, np.ndarray], end: str) -> list[
 
 
 def _cli_scene(args: argparse.Namespace):
-    """The default scene with the command line's motion scale, textures and sphere size."""
+    """The default scene with the command line's motion scale, textures, sphere size and speed."""
     scene = default_scene(motion=True, motion_scale=args.motion_scale)
-    spheres = tuple(replace(s, radius=s.radius * args.sphere_scale) for s in scene.spheres)
+    spheres = tuple(replace(s, radius=s.radius * args.sphere_scale, frequency=s.frequency * args.sphere_speed)
+                    for s in scene.spheres)  # fmt: skip
     box = replace(scene.box, shift=(args.slab_shift, 0.0, 0.0))
     return replace(scene, spheres=spheres, box=box, checker=args.checker, sphere_checker=args.sphere_checker)
 
@@ -281,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="contrast of a checkerboard texture on the slab (default 0: plain; e.g. 0.6)")  # fmt: skip
     parser.add_argument("--sphere-scale", type=float, default=1.0,
                         help="multiplies the spheres' radii (default 1; e.g. 1.6: moving objects cover more pixels)")
+    parser.add_argument("--sphere-speed", type=float, default=1.0,
+                        help="multiplies the spheres' motion frequencies (default 1; e.g. 2: twice the distance per "
+                             "frame at the same amplitude, so twice the object motion blur)")  # fmt: skip
     parser.add_argument("--slab-shift", type=float, default=0.0,
                         help="the slab slides sideways by this amplitude (world units; default 0: static; e.g. 0.3: a "
                              "large textured moving object for object motion blur)")
