@@ -10,15 +10,20 @@ for ``--pipeline.model.num-virtual-views`` 1, 3 and 7 (nerfstudio's profiler ave
 
 The scenes (defaults): 96×64, 24 times, a checkered slab (``--checker 0.6``), slow spheres (``--motion-scale 0.25``:
 the monocular reconstruction of faster objects at this size is what limits the test views, blurred or not). Each
-kind adds what makes its blur visible (:data:`KIND_SCENE_ARGS`): ``motion`` a sliding checkered slab and textured
-spheres at half the standard motion, ``defocus`` twice the default aperture. ``dynsplat-deblur`` runs with its
-defaults; on the defocus scene with defocus on, the camera / object blur off (:data:`KIND_DEBLUR_FLAGS`: that data
-has neither, and the exposure trajectories would otherwise explain part of the defocus as shake) and splatfacto's
-scale regularisation (needle-thin Gaussians that the blur hid in training show in sharp renders).
+kind adds what makes its blur visible (:data:`KIND_SCENE_ARGS`): ``motion`` large plain spheres (radius ×2) running
+their paths twice as fast at half the standard amplitude over a plain slab (object blur costs a model little where
+the moving objects themselves are reconstructed worse than the blur: textured or sliding-checkered objects at this
+size, see the README), ``defocus`` twice the default aperture. ``dynsplat-deblur`` runs with its defaults, without
+the blur a kind's data does not have (:data:`KIND_DEBLUR_FLAGS`): on the motion scene camera blur off, on the defocus
+scene defocus on, camera / object blur off (the exposure trajectories would otherwise explain part of the defocus as
+shake) and splatfacto's scale regularisation (needle-thin Gaussians that the blur hid in training show in sharp
+renders). ``--sharp-reference`` adds dynsplat-som trained on each blurry scene's sharp images: the most deblurring
+could recover at that step budget.
 
 Usage:
     python benchmarks/deblur.py [--size 96 64] [--n-times 24] [--steps 1500] [--kinds none,shake,motion,defocus]
         [--cost-steps 60] [--deblur-extra "--pipeline.model.trajectory-lr 1e-3"] [--seeds 42,43,44] [--out DIR]
+        [--sharp-reference]
 
 With several ``--seeds`` (``--machine.seed``) every (blur, method) trains once per seed and the table shows the mean
 over seeds (and the spread between seeds of one method).
@@ -41,11 +46,12 @@ from pathlib import Path
 KINDS = ("none", "shake", "motion", "defocus")
 #: dynsplat-make-scene arguments of each blur kind's scene (after the common ones, so they win).
 KIND_SCENE_ARGS = {
-    "motion": ("--slab-shift", "0.6", "--sphere-checker", "0.6", "--motion-scale", "0.5"),
+    "motion": ("--checker", "0", "--sphere-scale", "2", "--sphere-speed", "2", "--motion-scale", "0.5"),
     "defocus": ("--aperture", "80"),
 }
 #: dynsplat-deblur arguments of each blur kind (after its defaults).
 KIND_DEBLUR_FLAGS = {
+    "motion": ("--pipeline.model.camera-blur", "False"),
     "defocus": ("--pipeline.model.defocus", "True", "--pipeline.model.camera-blur", "False",
                 "--pipeline.model.object-blur", "False", "--pipeline.model.use-scale-regularization", "True"),
 }  # fmt: skip
@@ -77,9 +83,13 @@ def make_scene(
     return scene
 
 
-def train_and_eval(method: str, scene: Path, kind: str, steps: int, out: Path, extra: list[str], name: str) -> dict:
-    """ns-train + ns-eval of one run; its row (test metrics, seconds, seconds per step)."""
-    parser = ["dynsplat-d2rf", "--data", str(scene)] + (["--image-source", "sharp"] if kind == "none" else [])
+def train_and_eval(
+    method: str, scene: Path, kind: str, steps: int, out: Path, extra: list[str], name: str, sharp: bool = False
+) -> dict:
+    """ns-train + ns-eval of one run; its row (test metrics, seconds, seconds per step). ``sharp`` (or kind
+    ``none``): train on the scene's sharp ``images/`` instead of the blurred ``images_bokeh/``."""
+    sharp = sharp or kind == "none"
+    parser = ["dynsplat-d2rf", "--data", str(scene)] + (["--image-source", "sharp"] if sharp else [])
     cmd = tool("ns-train") + [
         method, "--machine.device-type", "cpu", "--vis", "tensorboard", "--max-num-iterations", str(steps),
         "--steps-per-eval-image", str(10 * steps), "--steps-per-eval-all-images", str(10 * steps),
@@ -139,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="extra dynsplat-make-scene d2rf arguments, e.g. '--aperture 80 --shake-rotation-px 8'")
     ap.add_argument("--sphere-checker", type=float, default=0.0, help="checker contrast on the moving spheres")
     ap.add_argument("--motion-scale", type=float, default=0.25, help="motion amplitude of the spheres (default 0.25)")
+    ap.add_argument("--sharp-reference", action="store_true",
+                    help="also train dynsplat-som on each blurry scene's sharp images (row 'som on sharp'): the most "
+                         "deblurring could recover at this step budget")  # fmt: skip
     ap.add_argument("--seeds", default="42", help="comma-separated --machine.seed values; rows are seed means")
     ap.add_argument("--tag", default="run", help="run name (timestamp folder) of this benchmark's runs")
     ap.add_argument("--out", type=Path, help="keep scenes and runs here (default: a temporary folder)")
@@ -154,15 +167,18 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             scene = make_scene(kind, root / "scenes", tuple(args.size), args.n_times, args.checker,
                                args.motion_scale, args.sphere_checker, tuple(shlex.split(args.scene_args)))
-            for method in args.methods.split(","):
+            methods = [(m, False) for m in args.methods.split(",")]
+            methods += [("dynsplat-som", True)] if args.sharp_reference and kind != "none" else []
+            for method, sharp in methods:
                 extra = shlex.split(args.baseline_extra)
                 if method == "dynsplat-deblur":
                     extra = [*KIND_DEBLUR_FLAGS.get(kind, ()), *deblur_extra]
                 runs = []
                 for seed in seeds:
-                    name = args.tag if len(seeds) == 1 else f"{args.tag}-s{seed}"
+                    name = (args.tag if len(seeds) == 1 else f"{args.tag}-s{seed}") + ("-sharp" if sharp else "")
                     extra_seed = extra + ["--machine.seed", str(seed)]
-                    runs.append(train_and_eval(method, scene, kind, args.steps, root / "runs", extra_seed, name))
+                    runs.append(train_and_eval(method, scene, kind, args.steps, root / "runs", extra_seed, name, sharp))
+                    runs[-1]["method"] = "som on sharp" if sharp else method
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
                 rows.append(seed_mean(runs))
         if args.cost_steps > 0:

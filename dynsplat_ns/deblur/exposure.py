@@ -2,8 +2,10 @@
 
 Frame ``f`` (at time ``f / (T - 1)``) is exposed over a fraction ``e_f`` of the frame interval, centred on the frame's
 time: the motion model is queried at K sub-times spread evenly over ``[t - e_f Δ / 2, t + e_f Δ / 2]`` (Δ = 1 / (T - 1),
-clamped to [0, 1]). ``e_f = lo + (hi - lo) · sigmoid(logit_f)`` stays inside the configured range; the logits start
-at 0 (the middle of the range).
+clamped to [0, 1]). ``e_f = lo + (hi - lo) · sigmoid(base + logit_f)`` stays inside the configured range: ``base`` is
+the video's shutter (one value, so it learns from every training step), ``logit_f`` the frame's own deviation from it
+(learned only when frame ``f`` is trained, about once per pass over the images). Both start at 0 (the middle of the
+range). With ``shared`` there is one exposure for all frames and no per-frame part.
 
 At initialisation the blur is nevertheless the identity: the motion model is (every motion model starts as the
 identity), so the Gaussians are the same at every sub-time and the K views equal the plain one. The exposure starts
@@ -32,8 +34,8 @@ class ExposureTimes(nn.Module):
     Args:
         num_frames: number of training frames T.
         exposure_range: (lo, hi), the bounds of the fraction of the frame interval (Deblur4DGS: 0.1–0.9).
-        shared: one exposure for every frame (a video's shutter time is usually fixed; it learns from every step)
-            instead of one per frame.
+        shared: one exposure for every frame (a fixed shutter) instead of the shared shutter plus a per-frame
+            deviation.
     """
 
     def __init__(
@@ -47,6 +49,8 @@ class ExposureTimes(nn.Module):
         self.num_frames = max(int(num_frames), 1)
         self.shared = bool(shared)
         self.logits = nn.Parameter(torch.zeros(1 if self.shared else self.num_frames))  # [T] or [1]
+        # The video's shutter logit under the per-frame logits (None when shared: ``logits`` is then that value).
+        self.base = None if self.shared else nn.Parameter(torch.zeros(1))  # [1]
 
     def frame_index(self, t: float) -> int:
         """The training frame nearest to time ``t``."""
@@ -58,6 +62,8 @@ class ExposureTimes(nn.Module):
             logits = self.logits.expand(self.num_frames)
         else:
             logits = self.logits[0 if self.shared else frame]
+        if self.base is not None:
+            logits = logits + (self.base if frame is None else self.base[0])
         return self.lo + (self.hi - self.lo) * torch.sigmoid(logits)
 
     def sub_times(self, t: float, u: Tensor) -> Tensor:

@@ -47,6 +47,7 @@ from dynsplat_ns.time import camera_time
 #: Optimizer-group names of the deblur parameters (built from the config by :meth:`extra_optimizer_configs`).
 TRAJECTORY_GROUP = "deblur_trajectory"
 EXPOSURE_GROUP = "deblur_exposure"
+EXPOSURE_BASE_GROUP = "deblur_exposure_base"
 APERTURE_GROUP = "deblur_aperture"
 FOCUS_GROUP = "deblur_focus"
 
@@ -68,7 +69,8 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     """Model camera motion during the exposure: a learnable SE(3) trajectory per training image."""
     object_blur: bool = True
     """Model object motion during the exposure: render the K views at sub-times spread over a learnable exposure time
-    per training frame (needs a dataset with at least two frames)."""
+    per training frame (the video's shutter plus the frame's deviation, see exposure_shared; needs a dataset with at
+    least two frames)."""
     trajectory: Literal["linear", "spline"] = "linear"
     """Shape of the camera trajectories: 'linear' (start and end offsets, interpolated linearly in se(3)) or 'spline'
     (four knots of a uniform cubic B-spline)."""
@@ -86,9 +88,10 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     """Bounds of each frame's exposure time, as a fraction of the frame interval (Deblur4DGS); it starts in the
     middle."""
     exposure_shared: bool = False
-    """One exposure time for all frames (a fixed shutter; it learns from every step) instead of one per frame. Sliding
-    slab scene (true exposure 1.0 of the frame interval, 1500 steps, exposure lr 0.05): shared → 0.86 (the bound is
-    0.9); per frame → 0.5-0.68, as on scenes without object blur."""
+    """One exposure time for all frames (a fixed shutter) instead of the default: a shared shutter (learned from every
+    step) plus each frame's own deviation from it (learned about once per pass over the images). Per-frame exposures
+    alone barely move in a short run (sliding slab, true exposure 1.0 of the frame interval, 1500 steps: 0.5-0.68;
+    shared: 0.86)."""
     trajectory_lr: float = 3e-3
     """Initial learning rate of the camera trajectories (decays ×0.01 over the run, as BAD-Gaussians). Each image's
     trajectory is updated once per pass over the images, so a short run needs a high rate to open it to the shake
@@ -134,9 +137,12 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
                 "optimizer": AdamOptimizerConfig(lr=self.trajectory_lr, eps=1e-15),
                 "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.trajectory_lr * 0.01, max_steps=max_steps),
             },
-            EXPOSURE_GROUP: {
-                "optimizer": AdamOptimizerConfig(lr=self.exposure_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.exposure_lr * 0.1, max_steps=max_steps),
+            **{
+                name: {
+                    "optimizer": AdamOptimizerConfig(lr=self.exposure_lr, eps=1e-15),
+                    "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.exposure_lr * 0.1, max_steps=max_steps),
+                }
+                for name in (EXPOSURE_GROUP,) + (() if self.exposure_shared else (EXPOSURE_BASE_GROUP,))
             },
             **(self._defocus_optimizer_configs(max_steps) if self.defocus else {}),
         }
@@ -180,11 +186,13 @@ class DeblurSplatModel(DynamicSplatModel):
     # ---- parameters ------------------------------------------------------------------------------------------
     def get_param_groups(self) -> dict[str, list[Parameter]]:
         groups = super().get_param_groups()
-        for name in (TRAJECTORY_GROUP, EXPOSURE_GROUP, APERTURE_GROUP, FOCUS_GROUP):
+        for name in (TRAJECTORY_GROUP, EXPOSURE_GROUP, EXPOSURE_BASE_GROUP, APERTURE_GROUP, FOCUS_GROUP):
             if name in groups:
                 raise ValueError(f"deblur parameter group {name!r} clashes with a model group")
         groups[TRAJECTORY_GROUP] = [self.trajectory.knots]
         groups[EXPOSURE_GROUP] = [self.exposure.logits]
+        if self.exposure.base is not None:
+            groups[EXPOSURE_BASE_GROUP] = [self.exposure.base]
         if self.defocus is not None:
             groups[APERTURE_GROUP] = [self.defocus.coc_sq]
             groups[FOCUS_GROUP] = [self.defocus.focus_rel]
@@ -199,6 +207,13 @@ class DeblurSplatModel(DynamicSplatModel):
             if not self.defocus.shared_aperture:
                 keys["defocus.coc_sq"] = 0
         return keys
+
+    def load_checkpoint_state(self, state: dict[str, Tensor], resume: Any = None, strict: bool = True):
+        """As the base model; a checkpoint from before the shared shutter (per-frame logits only) loads with it at
+        0, which renders its exposures unchanged."""
+        if self.exposure.base is not None and "exposure.base" not in state and "exposure.logits" in state:
+            state = {**state, "exposure.base": torch.zeros_like(self.exposure.base)}
+        return super().load_checkpoint_state(state, resume, strict)
 
     def per_frame_state_keys(self) -> dict[str, FrameAxes]:
         """The inherited per-frame tensors and the exposure logits [T]."""

@@ -239,6 +239,14 @@ def test_tables_are_declared_saved_and_remapped_on_resume(train_split):
     torch.testing.assert_close(fresh.trajectory.knots.detach(), state["trajectory.knots"].flip(0))
     torch.testing.assert_close(fresh.exposure.logits.detach(), torch.linspace(-1.0, 1.0, T))
 
+    # A checkpoint from before the shared shutter (per-frame logits only) loads with the shutter at 0.
+    old = {k: v for k, v in state.items() if k != "exposure.base"}
+    older, _ = build(outputs, deblur_config())
+    older.load_checkpoint_state(old, ResumeInfo(row_map=rows, old_num_images=n))
+    assert older.exposure.base.item() == 0.0
+    expected = 0.1 + 0.8 * torch.sigmoid(torch.linspace(-1.0, 1.0, T))  # the old model's exposures, unchanged
+    torch.testing.assert_close(older.exposure.fraction().detach(), expected)
+
     plain_state = {k: v for k, v in state.items() if not k.startswith(("trajectory.", "exposure."))}
     with pytest.raises(RuntimeError, match="trajectory.knots"):
         build(outputs, deblur_config())[0].load_checkpoint_state(plain_state)

@@ -85,3 +85,22 @@ def test_shared_exposure_is_one_value_for_every_frame():
     fractions = exposure.fraction()
     assert fractions.shape == (6,) and torch.allclose(fractions, fractions[0].expand(6))
     torch.testing.assert_close(exposure.fraction(4), fractions[0])
+
+
+def test_per_frame_exposure_is_the_shared_shutter_plus_the_frames_deviation():
+    """Default: fraction_f = lo + (hi - lo) sigmoid(base + logit_f); the base gets the gradient of every frame's
+    sub-times, a frame's own logit only its own."""
+    exposure = ExposureTimes(6, (0.1, 0.9))
+    assert exposure.logits.shape == (6,) and exposure.base is not None and exposure.base.shape == (1,)
+    with torch.no_grad():
+        exposure.base.fill_(0.5)
+        exposure.logits.copy_(torch.linspace(-1.0, 1.0, 6))
+    expected = 0.1 + 0.8 * torch.sigmoid(0.5 + torch.linspace(-1.0, 1.0, 6))
+    torch.testing.assert_close(exposure.fraction(), expected)
+    torch.testing.assert_close(exposure.fraction(2), expected[2])
+    for t in (0.2, 0.8):  # frames 1 and 4
+        exposure.sub_times(t, sample_positions(3)).pow(2).sum().backward()
+    assert exposure.base.grad.abs().item() > 0
+    assert exposure.logits.grad.nonzero().flatten().tolist() == [1, 4]
+    assert ExposureTimes(6, shared=True).base is None
+
