@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                                args.motion_scale, args.sphere_checker, tuple(shlex.split(args.scene_args)))
             methods = [(m, False) for m in args.methods.split(",")]
             methods += [("dynsplat-som", True)] if args.sharp_reference and kind != "none" else []
+            steps = args.steps or KIND_STEPS.get(kind, DEFAULT_STEPS)
             for method, sharp in methods:
                 extra = shlex.split(args.baseline_extra)
                 if method == "dynsplat-deblur":
@@ -183,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in seeds:
                     name = (args.tag if len(seeds) == 1 else f"{args.tag}-s{seed}") + ("-sharp" if sharp else "")
                     extra_seed = extra + ["--machine.seed", str(seed)]
-                    steps = args.steps or KIND_STEPS.get(kind, DEFAULT_STEPS)
                     runs.append(train_and_eval(method, scene, kind, steps, root / "runs", extra_seed, name, sharp))
                     runs[-1]["method"] = "som on sharp" if sharp else method
                     print(json.dumps(runs[-1]), file=sys.stderr, flush=True)

@@ -254,12 +254,14 @@ def check_split_masks(metadata: dict[str, Any], sources: Sequence[Path]) -> None
         metadata: The split's metadata (per-frame lists in the order of ``sources``).
         sources: The split's dataset images (before any downscaling), one per frame.
     """
+    sizes: dict[Path, tuple[int, int]] = {}  # each image's header is read once, however many mask kinds it has
     for key, masks in metadata.items():
         if key.endswith("mask_filenames") and isinstance(masks, list):
             what = key.removesuffix("_filenames").replace("_", " ")
             for mask, source in zip(masks, sources, strict=True):
                 if mask is not None:
-                    check_mask_sizes([Path(mask)], image_size(source), what)
+                    size = sizes[source] = sizes.get(source) or image_size(source)
+                    check_mask_sizes([Path(mask)], size, what)
 
 
 def build_outputs(scene: SceneFrames, split: str, cfg: Any, alpha_color: torch.Tensor | None) -> DataparserOutputs:
