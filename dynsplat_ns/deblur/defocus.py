@@ -25,6 +25,9 @@ zero early (while the scene is still blurry) can open again; the parameter is ke
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -54,6 +57,10 @@ class DefocusBlur(nn.Module):
         # Each image's reference depth z0, set at its first training render (0: not yet); saved, so a resumed run
         # keeps the scale of the learned values.
         self.register_buffer("ref_depth", torch.zeros(n))
+        # The camera each image was last trained with (NaN time: not yet), for the evaluation filter; saved.
+        self.register_buffer("view_viewmat", torch.zeros(n, 4, 4))  # world-to-camera (OpenCV)
+        self.register_buffer("view_camera", torch.zeros(n, 6))  # fx, fy, cx, cy, width, height (pixels)
+        self.register_buffer("view_time", torch.full((n,), math.nan))
 
     def aperture(self, image: int | Tensor | None = None) -> Tensor:
         """Aperture in pixel·depth units (``c = aperture · |1/z − 1/focus|``), of one image or all [n]."""
@@ -119,26 +126,119 @@ class DefocusBlur(nn.Module):
             gradients) while the aperture is zero.
         """
         viewmat, K = viewmat.reshape(1, 4, 4), K.reshape(1, 3, 3)
-        activated = torch.exp(scales)
-        proj = project_gaussians(means, quats, activated, viewmat, K, width, height, eps2d=eps2d)
+        proj = project_gaussians(means, quats, torch.exp(scales), viewmat, K, width, height, eps2d=eps2d)
         z = proj.depths[0]  # [N]
         self.maybe_init(image, z.detach())
         z0 = self.ref_depth[image].clamp(min=NEAR)
         zs = torch.where(z > NEAR, z, torch.ones_like(z))
-        fx, fy = K[0, 0, 0], K[0, 1, 1]
+        fx = K[0, 0, 0]
         # s = c z / fx with c = b |z0/z - q|: s² = b² (z0 - q z)² / fx², in world units².
         var3d = self.coc_sq_value(image) * (z0 - self.focus_rel[image] * zs).square() / (fx * fx)  # [N]
-        # sqrt(scale² + s²) in log space: exactly exp(scales) (value and gradient) when s² = 0.
-        new_scales = torch.exp(scales + 0.5 * torch.log1p(var3d[:, None] * torch.exp(-2.0 * scales)))
-        # The projected added covariance s² J Jᵀ (J: pinhole Jacobian at the centre), and the energy compensation.
-        rot, trans = viewmat[0, :3, :3], viewmat[0, :3, 3]
-        x, y, _ = (means @ rot.T + trans).unbind(-1)
-        iz2 = 1.0 / (zs * zs)
-        dxx = var3d * fx * fx * iz2 * (1.0 + x * x * iz2)
-        dyy = var3d * fy * fy * iz2 * (1.0 + y * y * iz2)
-        dxy = var3d * fx * fy * x * y * iz2 * iz2
-        a, b, c = proj.covars2d[0].unbind(-1)  # includes eps2d
-        det = (a * c - b * b).clamp(min=1e-10)
-        extra = a * dyy + c * dxx - 2.0 * b * dxy + (dxx * dyy - dxy * dxy)
-        compensation = torch.rsqrt(1.0 + extra / det)  # extra >= 0 (a PSD term)
-        return new_scales, opacities * compensation
+        return grow_gaussians(means, scales, opacities, viewmat, K, var3d, proj.covars2d[0], zs)
+
+    # ---- the training views, for the evaluation filter ---------------------------------------------------------
+    @torch.no_grad()
+    def remember_view(self, image: int, viewmat: Tensor, K: Tensor, width: int, height: int, time: float) -> None:
+        """Keeps the camera ``image`` was last trained with (world-to-camera [4, 4], intrinsics [3, 3], size, time),
+        for :meth:`sharpest_blur`; saved with the model."""
+        if not 0 <= image < self.view_time.shape[0]:
+            return
+        K = K.reshape(3, 3)
+        self.view_viewmat[image] = viewmat.reshape(4, 4).to(self.view_viewmat)
+        self.view_camera[image] = torch.tensor([K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height]).to(self.view_camera)
+        self.view_time[image] = float(time)
+
+    @torch.no_grad()
+    def sharpest_blur(self, gaussians_at: Callable[[float], Tensor]) -> Tensor:
+        """Each Gaussian's smallest circle of confusion over the training views that saw it, in world units (the
+        standard deviation ``s`` :meth:`blur_inputs` adds in that view): how sharp the data has seen it.
+
+        Args:
+            gaussians_at: centres [N, 3] of the Gaussians at a time in [0, 1].
+
+        Returns:
+            [N]: the smallest ``s`` over the remembered views that hold the Gaussian in front of the camera with its
+            centre within three circles of confusion of the frame (its blurred footprint reaches into the image); 0
+            for a Gaussian no such view saw (and an empty tensor before any view was remembered).
+        """
+        seen = torch.nonzero(torch.isfinite(self.view_time) & (self.ref_depth > 0)).reshape(-1).tolist()
+        best: Tensor | None = None
+        for t in sorted({float(self.view_time[i]) for i in seen}):
+            means = gaussians_at(t)
+            for i in (i for i in seen if float(self.view_time[i]) == t):
+                rot, trans = self.view_viewmat[i, :3, :3], self.view_viewmat[i, :3, 3]
+                x, y, z = (means @ rot.T + trans).unbind(-1)
+                fx, fy, cx, cy, width, height = self.view_camera[i].tolist()
+                zs = z.clamp(min=NEAR)
+                u, v = fx * x / zs + cx, fy * y / zs + cy
+                b = self.coc_sq[self._row(i)].clamp(min=0.0).sqrt()
+                s = b * (self.ref_depth[i] - self.focus_rel[i] * zs).abs() / fx
+                margin = 3.0 * s * fx / zs  # three circles of confusion (pixels): its blurred footprint is in view
+                inside = (z > NEAR) & (u >= -margin) & (u <= width + margin) & (v >= -margin) & (v <= height + margin)
+                s = torch.where(inside, s, torch.full_like(s, math.inf))
+                best = s if best is None else torch.minimum(best, s)
+        if best is None:
+            return torch.zeros(0, device=self.coc_sq.device)
+        return torch.where(torch.isfinite(best), best, torch.zeros_like(best))
+
+
+def grow_in_view(
+    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, viewmat: Tensor, K: Tensor, width: int,
+    height: int, var3d: Tensor, eps2d: float = 0.3,
+) -> tuple[Tensor, Tensor]:
+    """:func:`grow_gaussians` for one camera (world-to-camera [4, 4], intrinsics [3, 3]): projects the Gaussians
+    (log-``scales`` [N, 3], activated ``opacities`` [N]) and grows them by ``var3d`` [N]."""
+    viewmat, K = viewmat.reshape(1, 4, 4), K.reshape(1, 3, 3)
+    proj = project_gaussians(means, quats, torch.exp(scales), viewmat, K, width, height, eps2d=eps2d)
+    z = proj.depths[0]
+    zs = torch.where(z > NEAR, z, torch.ones_like(z))
+    return grow_gaussians(means, scales, opacities, viewmat, K, var3d, proj.covars2d[0], zs)
+
+
+def grow_gaussians(
+    means: Tensor, scales: Tensor, opacities: Tensor, viewmat: Tensor, K: Tensor, var3d: Tensor, covars2d: Tensor,
+    zs: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """Gaussians grown by an isotropic 3D variance, their energy in one view conserved.
+
+    Args:
+        means: centres [N, 3].
+        scales: log-scales [N, 3].
+        opacities: activated opacities [N].
+        viewmat: world-to-camera [1, 4, 4].
+        K: intrinsics [1, 3, 3].
+        var3d: added variance [N] (world units²).
+        covars2d: the Gaussians' projected covariances [N, 3] (a, b, c; including the rasterizer's eps2d).
+        zs: camera depths [N] (positive).
+
+    Returns:
+        ``(scales' [N, 3], opacities' [N])``, activated; exactly ``(exp(scales), opacities)`` (values and gradients)
+        where ``var3d`` is 0.
+    """
+    # sqrt(scale² + s²) in log space: exactly exp(scales) (value and gradient) when s² = 0.
+    new_scales = torch.exp(scales + 0.5 * torch.log1p(var3d[:, None] * torch.exp(-2.0 * scales)))
+    # The projected added covariance s² J Jᵀ (J: pinhole Jacobian at the centre), and the energy compensation.
+    fx, fy = K[0, 0, 0], K[0, 1, 1]
+    rot, trans = viewmat[0, :3, :3], viewmat[0, :3, 3]
+    x, y, _ = (means @ rot.T + trans).unbind(-1)
+    iz2 = 1.0 / (zs * zs)
+    dxx = var3d * fx * fx * iz2 * (1.0 + x * x * iz2)
+    dyy = var3d * fy * fy * iz2 * (1.0 + y * y * iz2)
+    dxy = var3d * fx * fy * x * y * iz2 * iz2
+    a, b, c = covars2d.unbind(-1)  # includes eps2d
+    det = (a * c - b * b).clamp(min=1e-10)
+    extra = a * dyy + c * dxx - 2.0 * b * dxy + (dxx * dyy - dxy * dxy)
+    compensation = torch.rsqrt(1.0 + extra / det)  # extra >= 0 (a PSD term)
+    return new_scales, opacities * compensation
+
+
+def bake_filter(params: dict[str, Tensor], var3d: Tensor) -> dict[str, Tensor]:
+    """Raw Gaussian parameters (log-``scales`` [N, 3], ``opacities`` logits [N, 1]) grown by the variance ``var3d`` [N]
+    for a view-independent file (PLY export): scales ``sqrt(scale² + var)``, opacity scaled by the growth of the
+    footprint of the two largest axes (a surfel seen face-on), since a file cannot hold the per-view compensation."""
+    var = var3d[:, None]
+    scales = params["scales"] + 0.5 * torch.log1p(var * torch.exp(-2.0 * params["scales"]))
+    top2 = torch.topk(params["scales"], 2, dim=-1)
+    ratio = torch.exp(-0.5 * torch.log1p(var * torch.exp(-2.0 * top2.values)).sum(-1, keepdim=True))  # [N, 1]
+    opacity = (torch.sigmoid(params["opacities"]) * ratio).clamp(1e-6, 1.0 - 1e-6)
+    return {**params, "scales": scales, "opacities": torch.logit(opacity)}

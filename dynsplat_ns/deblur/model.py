@@ -17,7 +17,8 @@ tables get their gradient spread over the frames the exposure covers. With blur 
 
 Defocus (``defocus``, off by default; :class:`~dynsplat_ns.deblur.defocus.DefocusBlur`): each virtual view of a
 training image is rasterized with the Gaussians grown by the image's circle of confusion at their depth (one
-``rasterize()`` call per view, their metas merged into one), starting at zero aperture (the identity).
+``rasterize()`` call per view, their metas merged into one), starting at zero aperture (the identity). Evaluation
+then draws each Gaussian as sharp as the sharpest training view saw it (``defocus_eval_filter``), not sharper.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 from torch.nn import Parameter
 
-from dynsplat_ns.deblur.defocus import DefocusBlur
+from dynsplat_ns.deblur.defocus import DefocusBlur, bake_filter, grow_in_view
 from dynsplat_ns.deblur.exposure import ExposureTimes, attach_time_gradient, time_velocities
 from dynsplat_ns.deblur.trajectory import ExposureTrajectory, sample_positions
 from dynsplat_ns.errors import DynsplatConfigError
@@ -50,6 +51,10 @@ EXPOSURE_GROUP = "deblur_exposure"
 EXPOSURE_BASE_GROUP = "deblur_exposure_base"
 APERTURE_GROUP = "deblur_aperture"
 FOCUS_GROUP = "deblur_focus"
+#: Key of the evaluation filter's per-Gaussian variance in a Gaussian dict being rendered (see _rasterize_call).
+FILTER_KEY = "_eval_filter_var3d"
+#: DefocusBlur's per-image tables (rows follow the images on resume).
+DEFOCUS_IMAGE_TABLES = ("focus_rel", "ref_depth", "view_viewmat", "view_camera", "view_time")
 
 
 @dataclass
@@ -113,7 +118,7 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     zero aperture (the identity); costs one rasterize() call per virtual view. On defocus-only data also set
     ``--pipeline.model.camera-blur False --pipeline.model.object-blur False`` (else the trajectories explain part of
     the defocus as shake) and ``--pipeline.model.use-scale-regularization True`` (needle-thin Gaussians hidden by the
-    blur in training): defocus scene, 3 seeds, +1.49 dB over SoM (README, "Deblurring")."""
+    blur in training): defocus scene, 3 seeds, +1.77 dB over SoM (README, "Deblurring")."""
     defocus_shared_aperture: bool = True
     """One aperture for all training images (one lens for the whole video; the focus stays per image): it learns from
     every step instead of once per pass over the images. Defocus scene (96×64, 24 times, aperture 40, 1500 steps):
@@ -124,6 +129,13 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     defocus_focus_lr: float = 1e-2
     """Initial learning rate of the per-image inverse focus distance, relative to the image's initial focus (the
     median depth in view; decays ×0.1 over the run)."""
+    defocus_eval_filter: float = 1.0
+    """With defocus: evaluation, the viewer and ns-render draw each Gaussian no sharper than this times the sharpest
+    training view saw it (its smallest circle of confusion over the training images whose frame holds it, learned
+    focus and aperture). Detail finer than that is unobserved: the blur hid it in every training view, so the
+    optimisation leaves noise and floaters there. 1: as sharp as the sharpest view (training renders unchanged,
+    their blur is never smaller); 0: off (every Gaussian at its own size). Where a focus pull brings a region into
+    focus in some frame, that region renders fully sharp."""
 
     def extra_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """nerfstudio optimizer entries for the trajectory and exposure groups, built from this config's rates.
@@ -174,7 +186,10 @@ class DeblurSplatModel(DynamicSplatModel):
         self.defocus = DefocusBlur(self.num_train_data, cfg.defocus_shared_aperture) if cfg.defocus else None
         # The training image whose views are being rasterized with defocus (see _rasterize_group), and their metas.
         self._defocus_image: int | None = None
+        self._defocus_time = 0.0
         self._defocus_metas: list[dict] = []
+        # The evaluation filter's per-Gaussian variance and when it was computed (see eval_filter_variance).
+        self._filter_cache: tuple[tuple[int, int], Tensor] | None = None
         # Each training image's time and camera centre, filled as images are trained (for the smoothness neighbours);
         # not saved: a resumed run refills them within an epoch.
         n = max(int(self.num_train_data), 1)
@@ -200,19 +215,24 @@ class DeblurSplatModel(DynamicSplatModel):
 
     def per_image_state_keys(self) -> dict[str, int]:
         """The inherited per-image tensors, the trajectory knots [num_images, knots, 6] and (with defocus) the
-        aperture², relative inverse focus and reference depth tables [num_images]."""
+        aperture², relative inverse focus, reference depth and remembered training-camera tables [num_images, ...]."""
         keys = {**super().per_image_state_keys(), "trajectory.knots": 0}
         if self.defocus is not None:
-            keys.update({"defocus.focus_rel": 0, "defocus.ref_depth": 0})
+            keys.update({f"defocus.{name}": 0 for name in DEFOCUS_IMAGE_TABLES})
             if not self.defocus.shared_aperture:
                 keys["defocus.coc_sq"] = 0
         return keys
 
     def load_checkpoint_state(self, state: dict[str, Tensor], resume: Any = None, strict: bool = True):
         """As the base model; a checkpoint from before the shared shutter (per-frame logits only) loads with it at
-        0, which renders its exposures unchanged."""
+        0, which renders its exposures unchanged, and one from before the evaluation filter with no training view
+        remembered (the filter stays off until training renders the images again)."""
         if self.exposure.base is not None and "exposure.base" not in state and "exposure.logits" in state:
             state = {**state, "exposure.base": torch.zeros_like(self.exposure.base)}
+        if self.defocus is not None and "defocus.ref_depth" in state and "defocus.view_time" not in state:
+            n = state["defocus.ref_depth"].shape[0]  # from before the evaluation filter: no view remembered
+            views = DefocusBlur(n).to(self.device)
+            state = {**state, **{f"defocus.{k}": getattr(views, k) for k in DEFOCUS_IMAGE_TABLES[2:]}}
         return super().load_checkpoint_state(state, resume, strict)
 
     def per_frame_state_keys(self) -> dict[str, FrameAxes]:
@@ -261,7 +281,7 @@ class DeblurSplatModel(DynamicSplatModel):
         if object_blur and torch.is_grad_enabled():  # see gaussians_at_times
             self._time_tensors = dict(zip(float_times, taus, strict=True))
         if defocus:
-            self._defocus_image, self._defocus_metas = image, []
+            self._defocus_image, self._defocus_time, self._defocus_metas = image, float(t), []
         try:
             views = self.render_views(self._virtual_cameras(camera, c2ws, taus.detach()), float_times)
             if defocus:
@@ -301,6 +321,13 @@ class DeblurSplatModel(DynamicSplatModel):
                 del self.optimizers
         return {k: v.detach() for k, v in outputs.items() if isinstance(v, Tensor)}
 
+    def gaussians_at(self, t: float) -> dict[str, Tensor]:
+        """Raw Gaussian parameters at time ``t`` (for export): outside training with the evaluation filter baked in
+        (:func:`~dynsplat_ns.deblur.defocus.bake_filter`)."""
+        g = super().gaussians_at(t)
+        var3d = None if self.training else self.eval_filter_variance()
+        return g if var3d is None else bake_filter(g, var3d)
+
     def gaussians_at_times(self, times):  # type: ignore[override]
         """The motion model's Gaussians at ``times``; during a blurred training step, with a gradient path from each
         sub-time to its frame's exposure (:func:`~dynsplat_ns.deblur.exposure.attach_time_gradient`)."""
@@ -323,7 +350,12 @@ class DeblurSplatModel(DynamicSplatModel):
         (:meth:`~dynsplat_ns.deblur.defocus.DefocusBlur.blur_inputs`), the views' metas merged."""
         image = self._defocus_image
         if image is None or self.defocus is None:
+            var3d = None if self.training else self.eval_filter_variance()
+            if var3d is not None:
+                g = {**g, FILTER_KEY: var3d}  # cropped with the Gaussians; read by _rasterize_call
             return super()._rasterize_group(g, viewmats, Ks, W, H, sh_degree, mode)
+        mid = viewmats.shape[0] // 2
+        self.defocus.remember_view(image, viewmats[mid], Ks[mid], W, H, self._defocus_time)
         opacities = torch.sigmoid(g["opacities"]).squeeze(-1)
         renders, alphas, metas = [], [], []
         for c in range(viewmats.shape[0]):
@@ -338,6 +370,38 @@ class DeblurSplatModel(DynamicSplatModel):
             metas.append(meta)
         self._defocus_metas.append(metas)
         return torch.cat(renders), torch.cat(alphas), merge_metas(metas)
+
+    def _rasterize_call(self, g: dict[str, Tensor], scales: Tensor, opacities: Tensor, *view: Any) -> tuple:
+        """The inherited call; with the evaluation filter's variance in ``g``, one call per camera with the Gaussians
+        grown by it (:func:`~dynsplat_ns.deblur.defocus.grow_in_view`)."""
+        if FILTER_KEY not in g:
+            return super()._rasterize_call(g, scales, opacities, *view)
+        viewmats, Ks, W, H, sh_degree, mode = view
+        renders, alphas, metas = [], [], []
+        for c in range(viewmats.shape[0]):
+            var3d = g[FILTER_KEY]
+            grown = grow_in_view(g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H, var3d)
+            render, alpha, meta = super()._rasterize_call(g, *grown, viewmats[c : c + 1], Ks[c : c + 1], W, H,
+                                                          sh_degree, mode)  # fmt: skip
+            renders.append(render)
+            alphas.append(alpha)
+            metas.append(meta)
+        return torch.cat(renders), torch.cat(alphas), metas[0] if len(metas) == 1 else merge_metas(metas)
+
+    @torch.no_grad()
+    def eval_filter_variance(self) -> Tensor | None:
+        """Per-Gaussian variance [N] (world units²) of the evaluation filter (``defocus_eval_filter``): the square of
+        the filter scale times :meth:`~dynsplat_ns.deblur.defocus.DefocusBlur.sharpest_blur`; None when off or
+        zero everywhere. Recomputed when the Gaussians change in number, else at most every 100 steps."""
+        alpha = self.config.defocus_eval_filter
+        if self.defocus is None or alpha <= 0:
+            return None
+        key = (self.num_points, self.step // 100)
+        if self._filter_cache is None or self._filter_cache[0] != key:
+            blur = self.defocus.sharpest_blur(lambda t: self.gaussians_at_times([t])[0]["means"])
+            self._filter_cache = (key, (alpha * blur).square())
+        var3d = self._filter_cache[1]
+        return var3d if var3d.shape[0] == self.num_points and bool((var3d > 0).any()) else None
 
     def _merge_defocus_metas(self, view_times: list[float]) -> None:
         """With several times of which one holds several views, the inherited merge of the per-time metas cannot see

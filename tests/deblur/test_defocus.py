@@ -161,6 +161,8 @@ def test_defocus_tables_are_per_image_and_remapped_on_resume(train_split):
 
 
 def test_eval_is_sharp_with_an_open_aperture(train_split):
+    """An open aperture does not blur evaluation renders (no training view remembered yet, so the evaluation filter
+    of test_defocus_eval_filter.py is off)."""
     outputs, _ = train_split
     model, _ = build(outputs, deblur_config(defocus=True))
     plain, _ = build(outputs, deblur_config())
@@ -184,7 +186,7 @@ def test_defocus_flags_reach_the_model_and_optimizers(dnerf_scene):
 
     flags = cli_flags("dynsplat-deblur")
     assert {"--pipeline.model.defocus", "--pipeline.model.defocus-aperture-lr",
-            "--pipeline.model.defocus-focus-lr"} <= flags  # fmt: skip
+            "--pipeline.model.defocus-focus-lr", "--pipeline.model.defocus-eval-filter"} <= flags  # fmt: skip
     config = parse("dynsplat-deblur", "--max-num-iterations", "300", "--pipeline.model.defocus", "True",
                    "--pipeline.model.defocus-aperture-lr", "3e-4", "--pipeline.model.defocus-focus-lr", "2e-3",
                    "dynsplat-dnerf", "--data", str(dnerf_scene))  # fmt: skip
@@ -196,11 +198,13 @@ def test_defocus_flags_reach_the_model_and_optimizers(dnerf_scene):
                                       num_train_data=5, metadata={"num_frames": 2})  # fmt: skip
     assert model.defocus is not None and model.defocus.coc_sq.shape == (1,)  # shared aperture (default)
     per_image = parse("dynsplat-deblur", "--pipeline.model.defocus", "True", "--pipeline.model.defocus-shared-aperture",
-                      "False", "--pipeline.model.exposure-shared", "True", "--pipeline.model.trajectory-centered",
+                      "False", "--pipeline.model.defocus-eval-filter", "0.5", "--pipeline.model.exposure-shared",
+                      "True", "--pipeline.model.trajectory-centered",
                       "False", "dynsplat-dnerf", "--data", str(dnerf_scene)).pipeline.model  # fmt: skip
     model = per_image.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])), num_train_data=5,
                             metadata={"num_frames": 2})  # fmt: skip
     assert model.defocus.coc_sq.shape == (5,) and model.exposure.logits.shape == (1,)
+    assert per_image.defocus_eval_filter == 0.5
     assert not model.trajectory.centered
     default, _ = resolve_run_schedules(parse("dynsplat-deblur", "dynsplat-dnerf", "--data", str(dnerf_scene)))
     assert APERTURE_GROUP not in default.optimizers and default.pipeline.model.defocus is False
