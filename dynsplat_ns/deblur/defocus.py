@@ -145,7 +145,8 @@ class DefocusBlur(nn.Module):
             return
         K = K.reshape(3, 3)
         self.view_viewmat[image] = viewmat.reshape(4, 4).to(self.view_viewmat)
-        self.view_camera[image] = torch.tensor([K[0, 0], K[1, 1], K[0, 2], K[1, 2], width, height]).to(self.view_camera)
+        self.view_camera[image, :4] = torch.stack([K[0, 0], K[1, 1], K[0, 2], K[1, 2]]).to(self.view_camera)
+        self.view_camera[image, 4:] = torch.tensor([float(width), float(height)]).to(self.view_camera)
         self.view_time[image] = float(time)
 
     @torch.no_grad()
