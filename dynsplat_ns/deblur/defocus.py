@@ -162,11 +162,15 @@ class DefocusBlur(nn.Module):
             centre within three circles of confusion of the frame (its blurred footprint reaches into the image); 0
             for a Gaussian no such view saw (and an empty tensor before any view was remembered).
         """
+        times = self.view_time.tolist()
         seen = torch.nonzero(torch.isfinite(self.view_time) & (self.ref_depth > 0)).reshape(-1).tolist()
+        by_time: dict[float, list[int]] = {}
+        for i in seen:
+            by_time.setdefault(times[i], []).append(i)
         best: Tensor | None = None
-        for t in sorted({float(self.view_time[i]) for i in seen}):
+        for t, images in sorted(by_time.items()):
             means = gaussians_at(t)
-            for i in (i for i in seen if float(self.view_time[i]) == t):
+            for i in images:
                 rot, trans = self.view_viewmat[i, :3, :3], self.view_viewmat[i, :3, 3]
                 x, y, z = (means @ rot.T + trans).unbind(-1)
                 fx, fy, cx, cy, width, height = self.view_camera[i].tolist()
@@ -216,8 +220,7 @@ def grow_gaussians(
         ``(scales' [N, 3], opacities' [N])``, activated; exactly ``(exp(scales), opacities)`` (values and gradients)
         where ``var3d`` is 0.
     """
-    # sqrt(scale² + s²) in log space: exactly exp(scales) (value and gradient) when s² = 0.
-    new_scales = torch.exp(scales + 0.5 * torch.log1p(var3d[:, None] * torch.exp(-2.0 * scales)))
+    new_scales = torch.exp(grown_log_scales(scales, var3d[:, None]))
     # The projected added covariance s² J Jᵀ (J: pinhole Jacobian at the centre), and the energy compensation.
     fx, fy = K[0, 0, 0], K[0, 1, 1]
     rot, trans = viewmat[0, :3, :3], viewmat[0, :3, 3]
@@ -238,8 +241,14 @@ def bake_filter(params: dict[str, Tensor], var3d: Tensor) -> dict[str, Tensor]:
     for a view-independent file (PLY export): scales ``sqrt(scale² + var)``, opacity scaled by the growth of the
     footprint of the two largest axes (a surfel seen face-on), since a file cannot hold the per-view compensation."""
     var = var3d[:, None]
-    scales = params["scales"] + 0.5 * torch.log1p(var * torch.exp(-2.0 * params["scales"]))
-    top2 = torch.topk(params["scales"], 2, dim=-1)
-    ratio = torch.exp(-0.5 * torch.log1p(var * torch.exp(-2.0 * top2.values)).sum(-1, keepdim=True))  # [N, 1]
+    scales = grown_log_scales(params["scales"], var)
+    top2 = torch.topk(params["scales"], 2, dim=-1).values
+    ratio = torch.exp((top2 - grown_log_scales(top2, var)).sum(-1, keepdim=True))  # [N, 1] footprint area ratio
     opacity = (torch.sigmoid(params["opacities"]) * ratio).clamp(1e-6, 1.0 - 1e-6)
     return {**params, "scales": scales, "opacities": torch.logit(opacity)}
+
+
+def grown_log_scales(log_scales: Tensor, var: Tensor) -> Tensor:
+    """``log sqrt(scale² + var)`` computed in log space: exactly ``log_scales`` (value and gradient) where ``var`` is
+    0 (``var`` broadcasts against ``log_scales``)."""
+    return log_scales + 0.5 * torch.log1p(var * torch.exp(-2.0 * log_scales))
