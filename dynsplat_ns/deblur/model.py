@@ -177,8 +177,10 @@ class DeblurSplatModel(DynamicSplatModel):
     def populate_modules(self) -> None:
         super().populate_modules()
         cfg = self.config
-        if cfg.num_virtual_views < 1:
-            raise DynsplatConfigError(f"--pipeline.model.num-virtual-views must be >= 1 (got {cfg.num_virtual_views})")
+        for flag, value, low in (("num-virtual-views", cfg.num_virtual_views, 1),
+                                 ("defocus-eval-filter", cfg.defocus_eval_filter, 0)):  # fmt: skip
+            if not value >= low:
+                raise DynsplatConfigError(f"--pipeline.model.{flag} must be >= {low} (got {value})")
         self.trajectory = ExposureTrajectory(
             self.num_train_data, cfg.trajectory, cfg.trajectory_init_std, cfg.trajectory_centered
         )

@@ -12,6 +12,7 @@ import torch
 from deblur_helpers import build, deblur_config, load_train, train_camera
 
 from dynsplat_ns.deblur.defocus import DefocusBlur, grow_in_view
+from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.models.checkpoint_state import ResumeInfo
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel
 
@@ -127,3 +128,10 @@ def test_remembered_views_are_saved_remapped_on_resume_and_absent_from_older_che
     older, _ = build(outputs, deblur_config(defocus=True, num_virtual_views=1))
     older.load_checkpoint_state(old)
     assert bool(torch.isnan(older.defocus.view_time).all()) and older.eval_filter_variance() is None
+
+
+@pytest.mark.parametrize("kw,flag", [(dict(defocus_eval_filter=-0.5), "defocus-eval-filter"),
+                                     (dict(num_virtual_views=0), "num-virtual-views")])  # fmt: skip
+def test_out_of_range_settings_name_their_flag(train_split, kw, flag):
+    with pytest.raises(DynsplatConfigError, match=f"--pipeline.model.{flag} must be >= "):
+        build(train_split[0], deblur_config(defocus=True, **kw))
