@@ -35,6 +35,8 @@ from dynsplat_ns.render.projection import project_gaussians
 
 #: Lowest value of the b² parameter (pixels²): a closed aperture re-opens within a few steps.
 COC_SQ_FLOOR = 0.25
+#: DefocusBlur's tables of the camera each image was last trained with (for the evaluation filter).
+VIEW_TABLES = ("view_viewmat", "view_camera", "view_time")
 #: Gaussians closer than this (camera z) are culled by the rasterizer; their blur uses depth 1 instead.
 NEAR = 0.01
 
@@ -185,6 +187,15 @@ class DefocusBlur(nn.Module):
         if best is None:
             return torch.zeros(0, device=self.coc_sq.device)
         return torch.where(torch.isfinite(best), best, torch.zeros_like(best))
+
+
+def with_view_tables(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """A checkpoint state (keys ``prefix`` + table name) from before the evaluation filter given empty view tables (no
+    camera remembered: the filter stays off until training renders the images again); other states as they are."""
+    if f"{prefix}ref_depth" not in state or f"{prefix}view_time" in state:
+        return state
+    empty = DefocusBlur(state[f"{prefix}ref_depth"].shape[0]).to(state[f"{prefix}ref_depth"].device)
+    return {**state, **{prefix + name: getattr(empty, name) for name in VIEW_TABLES}}
 
 
 def grow_in_view(

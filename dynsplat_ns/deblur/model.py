@@ -24,6 +24,7 @@ then draws each Gaussian as sharp as the sharpest training view saw it (``defocu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -34,7 +35,7 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 from torch.nn import Parameter
 
-from dynsplat_ns.deblur.defocus import DefocusBlur, bake_filter, grow_in_view
+from dynsplat_ns.deblur.defocus import VIEW_TABLES, DefocusBlur, bake_filter, grow_in_view, with_view_tables
 from dynsplat_ns.deblur.exposure import ExposureTimes, attach_time_gradient, time_velocities
 from dynsplat_ns.deblur.trajectory import ExposureTrajectory, sample_positions
 from dynsplat_ns.errors import DynsplatConfigError
@@ -54,7 +55,7 @@ FOCUS_GROUP = "deblur_focus"
 #: Key of the evaluation filter's per-Gaussian variance in a Gaussian dict being rendered (see _rasterize_call).
 FILTER_KEY = "_eval_filter_var3d"
 #: DefocusBlur's per-image tables (rows follow the images on resume).
-DEFOCUS_IMAGE_TABLES = ("focus_rel", "ref_depth", "view_viewmat", "view_camera", "view_time")
+DEFOCUS_IMAGE_TABLES = ("focus_rel", "ref_depth", *VIEW_TABLES)
 
 
 @dataclass
@@ -191,7 +192,7 @@ class DeblurSplatModel(DynamicSplatModel):
         self._defocus_time = 0.0
         self._defocus_metas: list[dict] = []
         # The evaluation filter's per-Gaussian variance and when it was computed (see eval_filter_variance).
-        self._filter_cache: tuple[tuple[int, int], Tensor] | None = None
+        self._filter_cache: tuple[tuple[int, int], Tensor | None] | None = None
         # Each training image's time and camera centre, filled as images are trained (for the smoothness neighbours);
         # not saved: a resumed run refills them within an epoch.
         n = max(int(self.num_train_data), 1)
@@ -231,10 +232,8 @@ class DeblurSplatModel(DynamicSplatModel):
         remembered (the filter stays off until training renders the images again)."""
         if self.exposure.base is not None and "exposure.base" not in state and "exposure.logits" in state:
             state = {**state, "exposure.base": torch.zeros_like(self.exposure.base)}
-        if self.defocus is not None and "defocus.ref_depth" in state and "defocus.view_time" not in state:
-            n = state["defocus.ref_depth"].shape[0]  # from before the evaluation filter: no view remembered
-            views = DefocusBlur(n).to(self.device)
-            state = {**state, **{f"defocus.{k}": getattr(views, k) for k in DEFOCUS_IMAGE_TABLES[2:]}}
+        if self.defocus is not None:
+            state = with_view_tables(state, "defocus.")
         return super().load_checkpoint_state(state, resume, strict)
 
     def per_frame_state_keys(self) -> dict[str, FrameAxes]:
@@ -358,20 +357,14 @@ class DeblurSplatModel(DynamicSplatModel):
             return super()._rasterize_group(g, viewmats, Ks, W, H, sh_degree, mode)
         mid = viewmats.shape[0] // 2
         self.defocus.remember_view(image, viewmats[mid], Ks[mid], W, H, self._defocus_time)
-        opacities = torch.sigmoid(g["opacities"]).squeeze(-1)
-        renders, alphas, metas = [], [], []
-        for c in range(viewmats.shape[0]):
-            scales, opac = self.defocus.blur_inputs(
-                image, g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H
-            )
-            render, alpha, meta = self._rasterize_call(
-                g, scales, opac, viewmats[c : c + 1], Ks[c : c + 1], W, H, sh_degree, mode
-            )
-            renders.append(render)
-            alphas.append(alpha)
-            metas.append(meta)
+        opac = torch.sigmoid(g["opacities"]).squeeze(-1)
+
+        def defocused(c: int) -> tuple[Tensor, Tensor]:
+            return self.defocus.blur_inputs(image, g["means"], g["quats"], g["scales"], opac, viewmats[c], Ks[c], W, H)
+
+        render, alpha, metas = self._rasterize_each_view(g, defocused, viewmats, Ks, W, H, sh_degree, mode)
         self._defocus_metas.append(metas)
-        return torch.cat(renders), torch.cat(alphas), merge_metas(metas)
+        return render, alpha, merge_metas(metas)
 
     def _rasterize_call(self, g: dict[str, Tensor], scales: Tensor, opacities: Tensor, *view: Any) -> tuple:
         """The inherited call; with the evaluation filter's variance in ``g``, one call per camera with the Gaussians
@@ -379,16 +372,26 @@ class DeblurSplatModel(DynamicSplatModel):
         if FILTER_KEY not in g:
             return super()._rasterize_call(g, scales, opacities, *view)
         viewmats, Ks, W, H, sh_degree, mode = view
+        var3d = g[FILTER_KEY]
+
+        def filtered(c: int) -> tuple[Tensor, Tensor]:
+            return grow_in_view(g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H, var3d)
+
+        render, alpha, metas = self._rasterize_each_view(g, filtered, *view)
+        return render, alpha, metas[0] if len(metas) == 1 else merge_metas(metas)
+
+    def _rasterize_each_view(self, g: dict[str, Tensor], inputs: Callable[[int], tuple[Tensor, Tensor]], *view: Any):
+        """One inherited ``rasterize()`` call per camera c of ``view`` (viewmats [C, 4, 4], Ks [C, 3, 3], W, H,
+        sh_degree, mode) with the activated scales and opacities ``inputs(c)``; returns the renders and alphas
+        concatenated [C, H, W, ...] and the C metas."""
+        viewmats, Ks, *rest = view
         renders, alphas, metas = [], [], []
         for c in range(viewmats.shape[0]):
-            var3d = g[FILTER_KEY]
-            grown = grow_in_view(g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H, var3d)
-            render, alpha, meta = super()._rasterize_call(g, *grown, viewmats[c : c + 1], Ks[c : c + 1], W, H,
-                                                          sh_degree, mode)  # fmt: skip
+            render, alpha, meta = super()._rasterize_call(g, *inputs(c), viewmats[c : c + 1], Ks[c : c + 1], *rest)
             renders.append(render)
             alphas.append(alpha)
             metas.append(meta)
-        return torch.cat(renders), torch.cat(alphas), metas[0] if len(metas) == 1 else merge_metas(metas)
+        return torch.cat(renders), torch.cat(alphas), metas
 
     @torch.no_grad()
     def eval_filter_variance(self) -> Tensor | None:
@@ -400,10 +403,10 @@ class DeblurSplatModel(DynamicSplatModel):
             return None
         key = (self.num_points, self.step // 100)
         if self._filter_cache is None or self._filter_cache[0] != key:
-            blur = self.defocus.sharpest_blur(lambda t: self.gaussians_at_times([t])[0]["means"])
-            self._filter_cache = (key, (alpha * blur).square())
-        var3d = self._filter_cache[1]
-        return var3d if var3d.shape[0] == self.num_points and bool((var3d > 0).any()) else None
+            var3d = (alpha * self.defocus.sharpest_blur(lambda t: self.gaussians_at_times([t])[0]["means"])).square()
+            usable = var3d.shape[0] == self.num_points and bool((var3d > 0).any())
+            self._filter_cache = (key, var3d if usable else None)
+        return self._filter_cache[1]
 
     def _merge_defocus_metas(self, view_times: list[float]) -> None:
         """With several times of which one holds several views, the inherited merge of the per-time metas cannot see
