@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
@@ -48,6 +48,9 @@ class DNeRFDataParserConfig(DynsplatDataParserConfig):
     """Dataset folder holding transforms_{train,val,test}.json and the images."""
     scene_bound: float = 1.5
     """Half side of the cubic scene box before scale_factor (D-NeRF scenes fit in [-1.5, 1.5]^3)."""
+    eval_split: Literal["test", "val"] = "test"
+    """Which file the test split (what ns-eval scores) reads: ``test`` (transforms_test.json) or ``val``
+    (transforms_val.json). Choose settings on ``val`` and report ``test``; training-time evaluation reads val."""
 
 
 @dataclass
@@ -206,9 +209,17 @@ class DNeRF(DynsplatDataParser):
         super().__init__(config=config)
         if not (_is_number(config.scene_bound) and 0.0 < config.scene_bound < math.inf):
             raise DynsplatConfigError(f"scene_bound={config.scene_bound!r}: must be a finite number > 0")
+        if config.eval_split not in ("test", "val"):
+            raise DynsplatConfigError(f"eval_split={config.eval_split!r}: must be 'test' or 'val'")
 
     def read_scene(self, split: str) -> SceneFrames:
-        """Every frame of the transforms files (see :func:`read_dnerf`); read again for each split."""
+        """Every frame of the transforms files (see :func:`read_dnerf`); read again for each split.
+
+        With ``eval_split`` "val" the test split is transforms_val.json's frames (ns-eval then scores val)."""
+        if split == "test" and self.config.eval_split == "val":
+            frames = read_dnerf(self.data_dir, "val", self.config.scene_bound)
+            frames.splits["test"] = frames.splits["val"]
+            return frames
         return read_dnerf(self.data_dir, split, self.config.scene_bound)
 
 

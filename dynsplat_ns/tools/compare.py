@@ -140,34 +140,23 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def plot(rows: list[dict], metrics: list[str], x: str, path: Path) -> None:
-    """One panel per metric against ``x`` (step or train_seconds); runs of one method/experiment are joined."""
-    import matplotlib
+    """One panel per metric: lines against ``x`` (step or train_seconds) for the runs of one method/experiment when
+    their steps vary, otherwise a bar per run (a single step count is not a line)."""
+    from dynsplat_ns.tools.figures import draw_metric, pyplot, steps_vary
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     metrics = [m for m in metrics if any(isinstance(r.get(m), (int, float)) for r in rows)] or ["psnr"]
+    lines = steps_vary(rows, ("method", "experiment"))
+    keys = ("method", "experiment") if lines else ("run",)
+    points = [{**r, "step": r.get(x)} for r in rows]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r.get("method"), r.get("experiment")), []).append(r)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for (method, experiment), members in groups.items():
-            pts = sorted(
-                (float(r.get(x) or 0.0), float(r[metric]), r["run"])
-                for r in members
-                if isinstance(r.get(metric), (int, float))
-            )
-            if not pts:
-                continue
-            xs, ys, names = zip(*pts, strict=True)
-            ax.plot(xs, ys, "o-", label=f"{method} ({experiment})")
-            for xv, yv, name in pts:
-                ax.annotate(name, (xv, yv), textcoords="offset points", xytext=(3, 3), fontsize=7)
-        ax.set_xlabel("training steps" if x == "step" else "training time (s)")
-        ax.set_ylabel(metric)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        members = [r for r in points if isinstance(r.get(metric), (int, float))]
+        series = list(dict.fromkeys(" · ".join(str(r.get(k)) for k in keys) for r in members))
+        if members:
+            draw_metric(ax, members, metric, series, keys, lines)
+        if lines:
+            ax.set_xlabel("training steps" if x == "step" else "training time (s)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -165,6 +165,19 @@ def test_val_falls_back_to_test(dnerf_scene_copy: Path, dnerf_scene_params: dict
     assert all(Path(f).parent.name == "test" for f in out.image_filenames)
 
 
+def test_eval_split_val_scores_the_val_files(dnerf_scene: Path, dnerf_scene_params: dict):
+    """--eval-split val: the test split (what ns-eval scores) is transforms_val.json; training is unchanged."""
+    test = parse(dnerf_scene, "test", eval_split="val")
+    val = parse(dnerf_scene, "val")
+    assert [str(f) for f in test.image_filenames] == [str(f) for f in val.image_filenames]
+    assert all(Path(f).parent.name == "val" for f in test.image_filenames)
+    assert torch.equal(test.cameras.times, val.cameras.times)
+    assert len(parse(dnerf_scene, "train", eval_split="val").image_filenames) == dnerf_scene_params["n_train"]
+    assert all(Path(f).parent.name == "test" for f in parse(dnerf_scene, "test").image_filenames)
+    with pytest.raises(ValueError, match="eval_split"):
+        parse(dnerf_scene, "test", eval_split="train")
+
+
 def test_file_path_with_png_extension(tmp_path: Path):
     scene = make_dnerf_scene.make_dnerf_scene(tmp_path / "s", size=8, n_train=3, n_val=1, n_test=1, png_ext=True)
     out = parse(scene)
