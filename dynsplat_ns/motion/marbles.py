@@ -19,7 +19,7 @@ from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 
-from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
+from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry, temporal_variation
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.time import frame_interpolation
 
@@ -32,6 +32,9 @@ class MarblesMotionConfig(MotionModelConfig):
     """Motion model class to instantiate."""
     max_motion_floats: int = 12_000_000
     """Cap on N × T × 3 (offset floats; ×16 bytes with Adam state ≈ 192 MB at the default)."""
+    num_knots: int = 0
+    """Key times of each Gaussian's offsets, evenly spaced in [0, 1] with linear interpolation between them (at most
+    one per training frame); 0: one per training frame (the reference's per-frame translations)."""
     isometry_weight: float = 0.1
     """Weight of the isometry loss (kNN distances at time t kept equal to the canonical ones)."""
     isometry_knn: int = 8
@@ -39,7 +42,8 @@ class MarblesMotionConfig(MotionModelConfig):
     isometry_samples: int = 1024
     """Gaussians sampled per step for the isometry loss."""
     velocity_weight: float = 1000.0
-    """Weight of velocity smoothness (mean squared second differences of the offsets over frames). A frame's offsets
+    """Weight of velocity smoothness (mean squared second differences of the offsets over frames, per unit of
+    normalised time: the same motion costs the same at any frame count; tuned at 60 frames). A frame's offsets
     see only that frame's single view, so without it they jitter along its rays: at the former 0.1 (the mean over
     N × T × 3 entries makes it negligible) the trained offsets had mean |second difference| 0.11 > mean |first
     difference| 0.07 (frame-to-frame noise) and the static slab drifted 0.13 units (issue 11 scene, 96 px). Issue
@@ -52,7 +56,8 @@ class MarblesMotionConfig(MotionModelConfig):
     static slab's drift fell from 0.091 to 0.013 units but the bouncing ball, far from its canonical place at rest,
     was lost (tracking error 0.04 → 0.31; test PSNR 26.13 → 25.58 dB)."""
     stillness_weight: float = 1.0
-    """Weight of the mean |offset change| between consecutive frames (L1, total variation in time): a Gaussian moves
+    """Weight of the mean |offset change| between consecutive frames (L1, total variation in time, per unit of
+    normalised time as velocity_weight): a Gaussian moves
     only where the images demand it, and a static one cannot drift slowly (which the second-difference smoothness
     does not see) while a moving one may stay far from its canonical place (unlike ``magnitude_weight``). Issue 11's
     scene (160 px, 3000 steps): 0 → 26.13 dB (static slab drift 0.091), 1.0 → 27.26 (drift 0.045, ball still
@@ -78,12 +83,18 @@ class MarblesMotion(MotionModel):
     config: MarblesMotionConfig
     needs_frames = True
 
+    @property
+    def num_knots(self) -> int:
+        """Key times T of the offsets: ``num_knots`` (at most one per frame), or one per frame."""
+        knots = self.config.num_knots
+        return min(knots, self.num_frames) if knots else self.num_frames
+
     def max_gaussians(self) -> int | None:
         """``max_motion_floats // (3 T)``."""
-        return self.config.max_motion_floats // (3 * self.num_frames)
+        return self.config.max_motion_floats // (3 * self.num_knots)
 
     def per_frame_state_keys(self) -> dict[str, int | tuple[int, ...]]:
-        """The offsets [N, T, 3] have one entry per frame (axis 1)."""
+        """The offsets [N, T, 3] have one entry per key time (axis 1)."""
         return {"marble_offsets": 1}
 
     def per_gaussian_params(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -91,16 +102,16 @@ class MarblesMotion(MotionModel):
         cap = self.max_gaussians()
         if n > cap:
             raise ValueError(
-                f"Gaussian Marbles: {n} Gaussians × {self.num_frames} frames × 3 = {3 * n * self.num_frames:,} offset "
-                f"floats exceed max_motion_floats={self.config.max_motion_floats:,} (≤ {cap} Gaussians at "
-                f"{self.num_frames} frames); use fewer seed points (e.g. --num-random-points), fewer frames, or raise "
-                "--pipeline.model.motion.max-motion-floats"
+                f"Gaussian Marbles: {n} Gaussians × {self.num_knots} key times × 3 = {3 * n * self.num_knots:,} "
+                f"offset floats exceed max_motion_floats={self.config.max_motion_floats:,} (≤ {cap} Gaussians at "
+                f"{self.num_knots} key times); use fewer seed points (e.g. --num-random-points), fewer frames or "
+                "--pipeline.model.motion.num-knots, or raise --pipeline.model.motion.max-motion-floats"
             )
-        return {"marble_offsets": torch.zeros(n, self.num_frames, 3)}
+        return {"marble_offsets": torch.zeros(n, self.num_knots, 3)}
 
     def offsets_at(self, offsets: Tensor, t: float) -> Tensor:
         """Interpolated offsets [N, 3] at time ``t``."""
-        i0, i1, w = frame_interpolation(t, self.num_frames)
+        i0, i1, w = frame_interpolation(t, self.num_knots)
         return torch.lerp(offsets[:, int(i0)], offsets[:, int(i1)], float(w))
 
     def canonical(self, gaussians: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -122,7 +133,7 @@ class MarblesMotion(MotionModel):
             return [self.deform(gaussians, ts[0])]
         canonical = self.canonical(gaussians)
         offsets = gaussians["marble_offsets"]
-        i0, i1, w = frame_interpolation(torch.tensor(ts), self.num_frames)  # each [B]
+        i0, i1, w = frame_interpolation(torch.tensor(ts), self.num_knots)  # each [B]
         moved = torch.lerp(offsets[:, i0], offsets[:, i1], w.to(offsets)[None, :, None])  # [N, B, 3]
         return [{**canonical, "means": gaussians["means"] + moved[:, b]} for b in range(len(ts))]
 
@@ -133,7 +144,7 @@ class MarblesMotion(MotionModel):
         offsets = gaussians["marble_offsets"]
         losses = {"velocity_smoothness": cfg.velocity_weight * finite_difference_smoothness(offsets, dim=1)}
         if cfg.stillness_weight > 0:
-            losses["offset_stillness"] = cfg.stillness_weight * torch.diff(offsets, dim=1).abs().mean()
+            losses["offset_stillness"] = cfg.stillness_weight * temporal_variation(offsets, dim=1)
         if cfg.magnitude_weight > 0:
             losses["offset_magnitude"] = cfg.magnitude_weight * offsets.abs().mean()
         if cfg.isometry_weight > 0:
