@@ -27,40 +27,12 @@ def l1_to_one(plane: Tensor) -> Tensor:
     return (1.0 - plane).abs().mean()
 
 
-#: Number of samples over the clip (frames, or knots of a motion curve) at which the temporal regularisers' weights
-#: were tuned (the generated 60-frame scenes). Their losses are measured per unit of normalised time and scaled so
-#: that a 60-sample clip sees exactly the values it did before, whatever the clip's frame count.
-REFERENCE_SAMPLES = 60
-
-
-def time_sampling_scale(num_samples: int, order: int) -> float:
-    """Factor that turns a mean of |order-th difference|^p over ``num_samples`` samples in [0, 1] into the same
-    motion's value at ``REFERENCE_SAMPLES`` samples: ``((num_samples − 1) / (REFERENCE_SAMPLES − 1)) ** order``.
-
-    For a smooth curve x(t) sampled every h = 1/(T − 1), the k-th difference is about x⁽ᵏ⁾ hᵏ: squared second
-    differences scale as h⁴ (order 4), absolute first differences as h (order 1). Dividing by hᵏ makes a
-    regulariser a property of the motion in normalised time, not of how many frames the clip has.
-    """
-    if num_samples < 2:
-        return 1.0
-    return ((num_samples - 1) / (REFERENCE_SAMPLES - 1)) ** order
-
-
 def finite_difference_smoothness(x: Tensor, dim: int = 1) -> Tensor:
-    """Mean squared second difference of ``x`` along ``dim`` (temporal smoothness of per-frame parameters), per unit
-    of normalised time (:func:`time_sampling_scale`): the same motion costs the same at any number of frames."""
+    """Mean squared second difference of ``x`` along ``dim`` (temporal smoothness of per-frame parameters)."""
     if x.shape[dim] < 3:
         return x.new_zeros(())
     d1 = torch.diff(x, dim=dim)
-    return torch.diff(d1, dim=dim).square().mean() * time_sampling_scale(x.shape[dim], 4)
-
-
-def temporal_variation(x: Tensor, dim: int = 1) -> Tensor:
-    """Mean absolute first difference of ``x`` along ``dim`` (total variation in time), per unit of normalised time
-    (:func:`time_sampling_scale`)."""
-    if x.shape[dim] < 2:
-        return x.new_zeros(())
-    return torch.diff(x, dim=dim).abs().mean() * time_sampling_scale(x.shape[dim], 1)
+    return torch.diff(d1, dim=dim).square().mean()
 
 
 def knn_isometry(canonical: Tensor, moved: Tensor, num_samples: int = 1024, k: int = 8) -> Tensor:

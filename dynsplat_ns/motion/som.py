@@ -44,12 +44,10 @@ class ShapeOfMotionConfig(MotionModelConfig):
     """Initial coefficients are softmax(−distance²/temperature) to k-means centres of the seed points (in scene-box
     units), so nearby Gaussians start sharing bases."""
     smoothness_weight: float = 50.0
-    """Weight of the temporal smoothness (mean squared second differences over the key times, per unit of normalised
-    time: the same motion costs the same for any number of frames or knots; losses.time_sampling_scale) of the bases'
-    rotations and translations. Tuned with 60 frames, where the measure is the plain mean. Each frame of a
-    monocular video has one view, so a frame's basis poses are otherwise free along that view's rays (Shape of
-    Motion pins them with 2D tracks and depth, which we do not have); the mean over K × T × 3 entries is tiny, so
-    the weight is large. Issue 11 scene (64 px, 3000 steps): at 0.05 all ten bases moved
+    """Weight of the temporal smoothness (mean squared second differences over the key times) of the bases' rotations
+    and translations. Each frame of a monocular video has one view, so a frame's basis poses are otherwise free along
+    that view's rays (Shape of Motion pins them with 2D tracks and depth, which we do not have); the mean over
+    K × T × 3 entries is tiny, so the weight is large. Issue 11 scene (64 px, 3000 steps): at 0.05 all ten bases moved
     alike (translation ranges 0.15-0.38) and novel views degraded; at 50 one basis carries the spheres (range 0.67)
     and the others stay near rest."""
     rigidity_weight: float = 0.0
