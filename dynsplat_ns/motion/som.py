@@ -35,8 +35,10 @@ class ShapeOfMotionConfig(MotionModelConfig):
     """Key times of each basis's trajectory, evenly spaced in [0, 1] with linear interpolation between them (at most
     one per training frame); 0: one per training frame. A key time's pose is trained by every view near it; with one
     pose per frame a frame's pose sees one view (D-NeRF, monocular video), and the first and last frames, held by a
-    single smoothness term, drift along their views' rays. Measured (200 px, 3000 steps, val): D-NeRF hellwarrior
-    27.90 → 28.97 dB with 25 knots (PSNR at t = 0 / 1: 21.6 / 21.6 → 26.4 / 24.7), 28.66 with 50; but the generated
+    single smoothness term, drift along their views' rays. Measured (200 px, 3000 steps, val) with the smoothness
+    weight at 50's strength per unit of time at 60 frames (50 · ((T − 1) / 59)⁴ for T key times: 1.37 for 25 knots,
+    23.8 for 50, 395 for hellwarrior's 100 frames): D-NeRF hellwarrior per frame 27.90 dB (27.34 at the default
+    weight), 25 knots 28.97 (PSNR at t = 0 / 1: 21.6 / 21.6 → 26.4 / 24.7), 50 knots 28.66; but the generated
     60-frame bounce scene (benchmarks/models.py) 33.54 → 31.98 with 25, so per-frame stays the default."""
     static_warmup_steps: int = 0
     """Steps during which the model stays the identity."""
