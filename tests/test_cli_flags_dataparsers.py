@@ -37,7 +37,8 @@ _COMMON = {
     "--split-indices": ["{tmp}/split.json"],
 }
 PARSER_VALUES: dict[str, dict[str, list[str]]] = {
-    "dynsplat-dnerf": {**_COMMON, "--seed-points": ["{tmp}/seed.ply"], "--scene-bound": ["2.5"]},
+    "dynsplat-dnerf": {**_COMMON, "--seed-points": ["{tmp}/seed.ply"], "--scene-bound": ["2.5"],
+                       "--eval-split": ["val"]},
     # llff: images_2/ exists in the scene, so factor 4 is resized into the cache
     "dynsplat-llff": {**_COMMON, "--downscale-factor": ["4"], "--llffhold": ["4"], "--bd-factor": ["0.5"],
                       "--time-from-order": ["True"], "--orientation-method": ["none"], "--center-method": ["none"]},
