@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from dynsplat_ns.errors import DynsplatConfigError
+
 
 def camera_time(times: Tensor | None, default: float = 0.0) -> float | None:
     """Returns the single time of a camera batch (``Cameras.times``), or ``default`` when it has none.
@@ -51,3 +53,17 @@ def frame_interpolation(t: float | Tensor, num_frames: int) -> tuple[Tensor, Ten
     i0 = x.floor().long().clamp(max=num_frames - 2)
     w = x - i0.to(x.dtype)
     return i0, i0 + 1, w
+
+
+def key_time_count(num_knots: int, num_frames: int) -> int:
+    """Key times of a per-time trajectory (motion bases, offsets): ``num_knots``, never more than the training frames,
+    or one per frame when it is 0. They sit evenly in [0, 1], as :func:`frame_interpolation` places them.
+
+    Raises:
+        DynsplatConfigError: ``num_knots`` is negative or 1 (a trajectory needs two key times to span [0, 1]).
+    """
+    if num_knots < 0 or num_knots == 1:
+        raise DynsplatConfigError(
+            f"num_knots={num_knots} (--pipeline.model.motion.num-knots): must be 0 (one per frame) or ≥ 2"
+        )
+    return min(num_knots, num_frames) if num_knots else num_frames

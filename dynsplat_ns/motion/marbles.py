@@ -21,7 +21,7 @@ from torch import Tensor
 
 from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
-from dynsplat_ns.time import frame_interpolation
+from dynsplat_ns.time import frame_interpolation, key_time_count
 
 
 @dataclass
@@ -84,8 +84,7 @@ class MarblesMotion(MotionModel):
     @property
     def num_knots(self) -> int:
         """Key times T of the offsets: ``num_knots`` (at most one per frame), or one per frame."""
-        knots = self.config.num_knots
-        return min(knots, self.num_frames) if knots else self.num_frames
+        return key_time_count(self.config.num_knots, self.num_frames)
 
     def max_gaussians(self) -> int | None:
         """``max_motion_floats // (3 T)``."""

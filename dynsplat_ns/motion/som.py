@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.rotations import IDENTITY_6D, matrix_to_quat, quat_multiply, rot6d_to_matrix
-from dynsplat_ns.time import frame_interpolation
+from dynsplat_ns.time import frame_interpolation, key_time_count
 
 
 @dataclass
@@ -99,10 +99,8 @@ class ShapeOfMotion(MotionModel):
         super().__init__(config, num_frames, aabb)
         if config.num_bases < 1:
             raise ValueError(f"num_bases must be ≥ 1 (got {config.num_bases})")
-        if config.num_knots < 0 or config.num_knots == 1:
-            raise ValueError(f"num_knots must be 0 (one per frame) or ≥ 2 (got {config.num_knots})")
         k = config.num_bases
-        t = self.num_knots = min(config.num_knots, self.num_frames) if config.num_knots else self.num_frames
+        t = self.num_knots = key_time_count(config.num_knots, self.num_frames)
         self.rots = nn.Parameter(torch.tensor(IDENTITY_6D).repeat(k, t, 1))  # [K, T, 6]
         self.transls = nn.Parameter(torch.zeros(k, t, 3))  # [K, T, 3]
 

@@ -13,6 +13,7 @@ import numpy as np
 
 
 def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")

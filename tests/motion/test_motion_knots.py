@@ -59,3 +59,13 @@ def test_marbles_knots_hold_the_offsets_and_the_cap():
     assert torch.allclose(model.offsets_at(offsets, 0.125), torch.full((10, 3), 0.5))
     with pytest.raises(ValueError, match="key times"):
         model.per_gaussian_params({"means": torch.zeros(11, 3)})
+
+
+@pytest.mark.parametrize("config", [ShapeOfMotionConfig, MarblesMotionConfig])
+def test_bad_knot_counts_are_one_clear_error(config):
+    from dynsplat_ns.errors import DynsplatConfigError
+
+    for knots in (-2, 1):
+        with pytest.raises(DynsplatConfigError, match="num-knots"):
+            model = config(num_knots=knots).setup(num_frames=10)
+            model.per_gaussian_params({"means": torch.zeros(4, 3)})
