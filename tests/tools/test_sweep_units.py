@@ -121,3 +121,31 @@ def test_strip_picks_the_views_the_methods_get_worst(tmp_path):
     assert [idx for idx, _ in worst_views(dirs, 2)] == [1, 3]
     path = render_strip(dirs, tmp_path / "strip.png", count=2)
     assert path is not None and Image.open(path).size[0] > 300
+
+
+def test_cell_timeout_stops_the_run_and_reaches_each_cell(tmp_path, monkeypatch):
+    import time
+
+    from dynsplat_ns.tools import sweep_run
+
+    start = time.perf_counter()
+    code, seconds, rss = sweep_run.run_measured(["sleep", "30"], tmp_path / "log", timeout_s=0.5)
+    assert code == 124 and seconds < 10 and time.perf_counter() - start < 10 and rss >= 0
+
+    (tmp_path / "scene_a").mkdir()
+    spec = {**SPEC, "scenes": {"a": "scene_a"}, "methods": {"static": "dynsplat-4dgs"}, "grid": {}, "steps": 5}
+    (tmp_path / "s.json").write_text(json.dumps(spec))
+    seen = []
+
+    def fake_run_cell(cell, cell_dir, timeout):
+        seen.append(timeout)
+        cell_dir.mkdir(parents=True)
+        result = {"scene": cell.scene, "method": cell.method, "variant": cell.variant, "steps": cell.steps,
+                  "status": "failed", "stage": "train", "error": "timed out", "train_s": 0.0, "peak_rss_mb": 0.0}
+        (cell_dir / "result.json").write_text(json.dumps(result))
+        return result
+
+    monkeypatch.setattr(sweep, "run_cell", fake_run_cell)
+    args = [str(tmp_path / "s.json"), "--output-dir", str(tmp_path / "out"), "--cell-timeout", "2"]
+    assert sweep.main(args) == 0
+    assert seen == [120.0] and "timed out" in (tmp_path / "out" / "results.md").read_text()
