@@ -78,12 +78,12 @@ def train_worker(backend: str, method: str, scene: Path, steps: int, warmup: int
     import importlib
 
     import torch
-    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
+    from quick_train import quick_train
 
     import dynsplat_ns.models.dynamic_splat as dynamic_splat
-    from dynsplat_ns.models.quick_train import quick_train
-    from dynsplat_ns.trainer import resolve_run_schedules
+    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+    from dynsplat_ns.training.trainer import resolve_run_schedules
 
     total = warmup + steps
     module, name = METHODS[method].split(":")

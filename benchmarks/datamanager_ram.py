@@ -56,8 +56,7 @@ def _available_bytes() -> int:
 def measure(data: Path, cache_bytes: int, steps: int) -> dict:
     """Child process: set up the datamanager on ``data``, draw ``steps`` training batches, run the eval loop once."""
     from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig  # imports nerfstudio, torch
-
-    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     rss_before = _rss_kib()
     start = time.perf_counter()

@@ -112,15 +112,15 @@ def run_one(name: str, scene: Path, steps: int, overrides: list[str], diagnose: 
     import importlib
 
     import torch
-    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
     from pytorch_msssim import SSIM
+    from quick_train import quick_train
 
-    from dynsplat_ns.models.quick_train import quick_train
+    from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 
     module, attr = METHODS[name].split(":")
     spec = getattr(importlib.import_module(module), attr)
-    from dynsplat_ns.trainer import resolve_run_schedules
+    from dynsplat_ns.training.trainer import resolve_run_schedules
 
     config = copy.deepcopy(dataclasses.replace(spec.config, max_num_iterations=steps))
     if name == "static":

@@ -48,13 +48,13 @@ def run_one(
 
     import numpy as np
     import torch
-    from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
     from nerfstudio.data.datasets.base_dataset import InputDataset
     from pytorch_msssim import SSIM
+    from quick_train import train_steps
 
-    from dynsplat_ns.models.quick_train import train_steps
-    from dynsplat_ns.priors import read_mask_file
-    from dynsplat_ns.trainer import resolve_run_schedules
+    from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
+    from dynsplat_ns.priors.depth import read_mask_file
+    from dynsplat_ns.training.trainer import resolve_run_schedules
 
     method, _, suffix = name.partition("+")
     depth, static = PRIORS[suffix]

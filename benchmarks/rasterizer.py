@@ -88,7 +88,7 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None, 
     out: dict = {"renderer": renderer, "n": n, "size": size, "threads": torch.get_num_threads()}
 
     if renderer == "cpp":  # the compiled CPU backend (built on first use; the build is not timed)
-        from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+        from dynsplat_ns.kernels.cpu import load_cpu_kernels
 
         if load_cpu_kernels() is None:
             raise RuntimeError("compiled CPU kernels unavailable")
@@ -204,7 +204,7 @@ def main() -> None:
     print(f"torch backend options: {options or 'defaults'}\n")
     use_cpp = not args.no_cpp
     if use_cpp:  # build (or load) the compiled kernels once, outside the timed workers
-        from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+        from dynsplat_ns.kernels.cpu import load_cpu_kernels
 
         use_cpp = load_cpu_kernels() is not None
     header = (

@@ -31,7 +31,8 @@ near/far land in DyCheck's normalised units); its ``center`` is a translation on
 (``center_method``, default the mean camera centre) replaces, and ``dataparser_transform`` records ours.
 
 ``metadata``: ``depth_filenames`` (train frames; None where a frame has none) with ``depth_kind`` = "metric" (files
-in dataset units, in the distorted image's geometry: × ``dataparser_scale`` gives our units, as ``dynsplat_ns.priors``
+in dataset units, in the distorted image's geometry: × ``dataparser_scale`` gives our units, as
+``dynsplat_ns.priors.depth``
 reads them), ``covisible_mask_filenames`` (val frames; None elsewhere), ``camera_ids``, ``time_ids`` and
 ``frame_names`` of the split's frames. The covisible
 masks give ``covisible_psnr``/``covisible_ssim`` (DyCheck's mPSNR/mSSIM) in ``ns-eval``, next to psnr/ssim.

@@ -1,6 +1,6 @@
 """Small compatibility shims between nerfstudio 1.1.5, torch ≥ 2.6 and CPU-only machines (each idempotent).
 
-Nothing here runs at import time: :class:`~dynsplat_ns.models.pipeline.DynsplatPipeline` calls the shims when a
+Nothing here runs at import time: :class:`~dynsplat_ns.training.pipeline.DynsplatPipeline` calls the shims when a
 dynsplat pipeline is set up (nerfstudio imports every installed plugin for every ``ns-*`` command, so import-time code
 would reach runs of other methods too).
 """
@@ -27,7 +27,8 @@ def allow_nerfstudio_checkpoints() -> None:
 
     nerfstudio's exponential-decay scheduler stores numpy float64 learning rates in the checkpoint, which torch's
     safe unpickler rejects, so ``ns-eval``/``ns-render``/``ns-export``/resume fail. We allow exactly those numpy
-    scalar types. Checkpoints written by :class:`~dynsplat_ns.checkpoints.CheckpointMixin` hold plain floats instead
+    scalar types. Checkpoints written by :class:`~dynsplat_ns.checkpoints.files.CheckpointMixin` hold plain floats
+    instead
     (see :func:`plain_numbers`); this is for the ones written before it.
 
     Called when a dynsplat pipeline is set up, which ``eval_setup`` (``ns-eval``/``ns-render``/``ns-export``/

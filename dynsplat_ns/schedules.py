@@ -3,7 +3,7 @@
 A dynsplat config keeps every value that is derived from the run length as ``None`` ("auto"): the densification stop
 (``--pipeline.model.stop-split-at``), the static warm-up of a motion model
 (``--pipeline.model.motion.static-warmup-steps``) and the horizon of learning-rate decays
-(``--optimizers.<group>.scheduler.max-steps``). :class:`dynsplat_ns.trainer.DynsplatTrainer` replaces them with
+(``--optimizers.<group>.scheduler.max-steps``). :class:`dynsplat_ns.training.trainer.DynsplatTrainer` replaces them with
 concrete numbers for ``--max-num-iterations`` when a run starts (and logs them); a value given explicitly is kept as
 it is. A model built outside the trainer (tests, ``ns-eval``) resolves them for :data:`DEFAULT_MAX_STEPS`.
 """

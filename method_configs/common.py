@@ -1,22 +1,22 @@
 """Trainer, optimizer and datamanager defaults shared by every dynsplat method.
 
 Nothing here is derived from another flag: the motion model's optimizer groups and every "auto" (None) step value are
-derived from the final config when the run starts (:mod:`dynsplat_ns.trainer`).
+derived from the final config when the run starts (:mod:`dynsplat_ns.training.trainer`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.configs.base_config import ViewerConfig
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
-from dynsplat_ns.models.pipeline import DynsplatPipelineConfig
 from dynsplat_ns.schedules import DEFAULT_MAX_STEPS, RunLengthExponentialDecaySchedulerConfig
-from dynsplat_ns.trainer import DynsplatTrainerConfig
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.training.pipeline import DynsplatPipelineConfig
+from dynsplat_ns.training.trainer import DynsplatTrainerConfig
 
 __all__ = ["DEFAULT_MAX_STEPS", "MEANS_LR", "DynsplatTrainerConfig", "dynsplat_trainer_config", "gaussian_optimizers"]
 

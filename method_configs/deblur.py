@@ -3,10 +3,10 @@ the exposure; Shape-of-Motion bases, as Deblur4DGS) as a nerfstudio method."""
 
 from __future__ import annotations
 
-from dynsplat_ns.method_configs.common import dynsplat_trainer_config
 from nerfstudio.plugins.types import MethodSpecification
 
 from dynsplat_ns.deblur.model import DeblurSplatModelConfig
+from dynsplat_ns.method_configs.common import dynsplat_trainer_config
 from dynsplat_ns.motion.som import ShapeOfMotionConfig
 
 deblur_method = MethodSpecification(

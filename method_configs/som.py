@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dynsplat_ns.method_configs.common import dynsplat_trainer_config
 from nerfstudio.plugins.types import MethodSpecification
 
+from dynsplat_ns.method_configs.common import dynsplat_trainer_config
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.motion.som import ShapeOfMotionConfig
 

@@ -26,7 +26,7 @@ DNERF_SCENE_PARAMS = {"size": 32, "n_train": 12, "n_val": 4, "n_test": 4, "seed"
 @pytest.fixture(scope="session")
 def kernels():
     """The compiled CPU kernels (built on first use, about a minute); the test is skipped when they are unavailable."""
-    from dynsplat_ns.render import cpu_kernels
+    from dynsplat_ns.kernels import cpu as cpu_kernels
 
     module = cpu_kernels.load_cpu_kernels()
     if module is None:

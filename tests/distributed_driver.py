@@ -1,4 +1,5 @@
-"""Runs ``dynsplat_ns.train`` (one torchrun rank) and records what each step left in the model, for the distributed
+"""Runs ``dynsplat_ns.training.train`` (one torchrun rank) and records what each step left in the model, for the
+distributed
 tests: ``torchrun ... tests/distributed_driver.py RECORD_DIR <ns-train arguments>``.
 
 After every step (after densification) the rank stores its model's parameters and Gaussian count; at the end it saves
@@ -16,8 +17,8 @@ import tyro
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from rank_recording import record_training
 
-from dynsplat_ns.train import run_ranks
-from dynsplat_ns.trainer import DynsplatTrainer
+from dynsplat_ns.training.train import run_ranks
+from dynsplat_ns.training.trainer import DynsplatTrainer
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Per-rank training recorder shared by the distributed tests (``tests/distributed_driver.py`` under torchrun and
 ``tests/ns_train_shim/sitecustomize.py`` under ``ns-train --machine.num-devices``).
 
-:func:`record_training` hooks a set-up :class:`~dynsplat_ns.trainer.DynsplatTrainer`: every refinement is counted,
+:func:`record_training` hooks a set-up :class:`~dynsplat_ns.training.trainer.DynsplatTrainer`: every refinement is
+counted,
 every step's camera indices, Gaussian count and parameters (after densification) are appended to ``record``, and at
 the end of training ``record`` is saved to ``RECORD_DIR/rank{r}.pt``.
 """
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 
-from dynsplat_ns import distributed
+from dynsplat_ns.training import distributed
 
 
 def record_training(trainer: Any, record: dict[str, Any], record_dir: Path) -> None:

@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.som import som_method
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanager
 from nerfstudio.engine.optimizers import Optimizers
 
-from dynsplat_ns.trainer import resolve_run_schedules
+from dynsplat_ns.method_configs.som import som_method
+from dynsplat_ns.training.trainer import resolve_run_schedules
 
 STEP = 12  # a step without refine (the strategy only accumulates its statistics)
 

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from dynsplat_ns.checkpoints import TEMP_NAME, list_checkpoints
+from dynsplat_ns.checkpoints.files import TEMP_NAME, list_checkpoints
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "TORCHDYNAMO_DISABLE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.errors import DEBUG_ENV, DynsplatConfigError, DynsplatError, ImageFileError, exit_on_user_error
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
 BIN = Path(sys.executable).parent
 

@@ -84,9 +84,9 @@ def test_a_registered_plugin_model_keeps_its_flags_and_is_selectable(monkeypatch
     import dataclasses
 
     import tyro
-    from dynsplat_ns.method_configs.common import dynsplat_trainer_config
     from nerfstudio.configs import method_configs
 
+    from dynsplat_ns.method_configs.common import dynsplat_trainer_config
     from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
     from dynsplat_ns.motion.base import MotionModelConfig
 

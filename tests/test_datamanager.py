@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import torch
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
 
 def test_cpu_cache_works_without_cuda(dnerf_scene):

@@ -1,4 +1,4 @@
-"""Data-parallel training on torch.distributed (gloo, 2 CPU processes via torchrun): ``dynsplat_ns.train``.
+"""Data-parallel training on torch.distributed (gloo, 2 CPU processes via torchrun): ``dynsplat_ns.training.train``.
 
 Each run is the real ``dynsplat-train`` path under ``torchrun --standalone`` (tests/distributed_driver.py only records
 the model after every step). About 20-30 s per run on 2 cores.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dynsplat_ns.checkpoints import list_checkpoints
+from dynsplat_ns.checkpoints.files import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 TORCHRUN = Path(sys.executable).with_name("torchrun")
@@ -33,7 +33,7 @@ SMALL = [
 
 
 def launch(nproc: int, record: Path, out: Path, name: str, extra: list[str], scene: Path, script=None) -> None:
-    """``torchrun --standalone --nproc-per-node nproc`` of the driver (or ``-m dynsplat_ns.train``)."""
+    """``torchrun --standalone --nproc-per-node nproc`` of the driver (or ``-m dynsplat_ns.training.train``)."""
     target = [str(DRIVER), str(record)] if script is None else script
     args = [str(TORCHRUN), "--standalone", "--nproc-per-node", str(nproc), *target, "dynsplat-som",
             "--output-dir", str(out), "--experiment-name", "dist", "--timestamp", name, *SMALL, *extra,
@@ -77,9 +77,9 @@ def test_one_checkpoint_written_by_rank_zero_and_it_resumes(two_rank_run, dnerf_
     assert sorted(p.name for p in (run / "nerfstudio_models").iterdir()) == [f"step-{STEPS - 1:09d}.ckpt"]
     assert len(list(run.glob("events.out.tfevents.*"))) == 1  # rank 0's log only
     assert (run / "config.yml").is_file() and (run / "dataparser_transforms.json").is_file()
-    # resume the 2-rank checkpoint with 2 ranks through the module entry point (python -m dynsplat_ns.train)
+    # resume the 2-rank checkpoint with 2 ranks through the module entry point (python -m dynsplat_ns.training.train)
     launch(2, tmp_path / "rec", tmp_path, "resumed", ["--load-dir", str(run / "nerfstudio_models"),
-           "--max-num-iterations", "3"], dnerf_scene, script=["-m", "dynsplat_ns.train"])  # fmt: skip
+           "--max-num-iterations", "3"], dnerf_scene, script=["-m", "dynsplat_ns.training.train"])  # fmt: skip
     resumed = tmp_path / "dist" / "dynsplat-som" / "resumed" / "nerfstudio_models"
     assert [step for step, _ in list_checkpoints(resumed)] == [STEPS + 2]
     state = torch.load(resumed / f"step-{STEPS + 2:09d}.ckpt", map_location="cpu")

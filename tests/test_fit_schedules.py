@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import yaml
 
-from dynsplat_ns.trainer import resolve_run_schedules
+from dynsplat_ns.training.trainer import resolve_run_schedules
 
 
 def _parse(*args: str):

@@ -9,14 +9,14 @@ import weakref
 
 import pytest
 import torch
-from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
-from dynsplat_ns.image_cache import LazyEvalLoader, LazyImages, LazyTrainImages, nbytes
-from dynsplat_ns.models.pipeline import _RecordingLoader
-from dynsplat_ns.priors import DEPTH_BATCH_KEY
+from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from dynsplat_ns.priors.depth import DEPTH_BATCH_KEY
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.training.image_cache import LazyEvalLoader, LazyImages, LazyTrainImages, nbytes
+from dynsplat_ns.training.pipeline import _RecordingLoader
 
 STEPS = 15  # 12 training images: crosses into nerfstudio's second random permutation
 
@@ -114,7 +114,7 @@ def test_depth_priors_reach_the_batch(d2rf_scene):
 def test_auto_bound_follows_the_decoded_size_against_the_ram(dnerf_scene, monkeypatch):
     """The default (-1, auto) decodes everything while it fits a quarter of the RAM and switches to a bounded cache of
     that quarter above it; explicit values are kept."""
-    from dynsplat_ns import image_cache
+    from dynsplat_ns.training import image_cache
 
     assert image_cache.resolve_cache_bytes(-1, 100, 1000) == 0  # fits in 250
     assert image_cache.resolve_cache_bytes(-1, 300, 1000) == 250

@@ -18,7 +18,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from dynsplat_ns.checkpoints import list_checkpoints
+from dynsplat_ns.checkpoints.files import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 NS_TRAIN = Path(sys.executable).with_name("ns-train")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
+from dynsplat_ns.priors.stereo_seeds import stereo_seed_points
 from dynsplat_ns.scenes.ring360 import RingScene, make_ring360_scene
-from dynsplat_ns.seeding import stereo_seed_points
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
 #: Seeds this close (scene units of the generator) to a surface of the ring scene count as on it.
 ON_SURFACE = 0.15

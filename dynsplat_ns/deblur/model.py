@@ -35,11 +35,11 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 from torch.nn import Parameter
 
+from dynsplat_ns.checkpoints.state import FrameAxes
 from dynsplat_ns.deblur.defocus import VIEW_TABLES, DefocusBlur, bake_filter, grow_in_view, with_view_tables
 from dynsplat_ns.deblur.exposure import ExposureTimes, attach_time_gradient, time_velocities
 from dynsplat_ns.deblur.trajectory import ExposureTrajectory, sample_positions
 from dynsplat_ns.errors import DynsplatConfigError
-from dynsplat_ns.models.checkpoint_state import FrameAxes
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel, DynamicSplatModelConfig
 from dynsplat_ns.motion.choice import MotionChoice
 from dynsplat_ns.motion.som import ShapeOfMotionConfig

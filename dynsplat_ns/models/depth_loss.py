@@ -6,7 +6,7 @@
   squares (scale > 0, shift; closed form, differentiable) on the valid pixels, then L1.
 
 Valid pixels: finite prior > 0 where the render is opaque (accumulation > 0.5). The datamanager puts the
-prior into the batch (``batch["depth_prior"]``, :mod:`dynsplat_ns.priors`); the model asks for expected depth
+prior into the batch (``batch["depth_prior"]``, :mod:`dynsplat_ns.priors.depth`); the model asks for expected depth
 ("RGB+ED") only while this loss is on.
 """
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dynsplat_ns.priors import DEPTH_BATCH_KEY, depth_kind
+from dynsplat_ns.priors.depth import DEPTH_BATCH_KEY, depth_kind
 
 #: Fewest valid pixels for a depth loss (fewer: the term is 0 for that image).
 MIN_VALID_PIXELS = 16

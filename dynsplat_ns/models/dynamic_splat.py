@@ -19,21 +19,21 @@ from torch.nn import Parameter
 from tyro.conf import Suppress
 
 from dynsplat_ns import schedules
+from dynsplat_ns.checkpoints.adapt import CheckpointAdaptation
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
-from dynsplat_ns.models.checkpoint_adapt import CheckpointAdaptation
 from dynsplat_ns.models.depth_loss import DepthPriorLoss
-from dynsplat_ns.models.dynamic_seeding import with_dynamic_seeds
 from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
 from dynsplat_ns.models.near_camera import NearCameraPruner
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
-from dynsplat_ns.models.static_seeding import initial_static_flags
 from dynsplat_ns.motion.base import MotionModel
 from dynsplat_ns.motion.choice import MotionChoice
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
+from dynsplat_ns.priors.dynamic_seeds import with_dynamic_seeds
+from dynsplat_ns.priors.static_split import initial_static_flags
 from dynsplat_ns.render import rasterize
 from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
@@ -116,7 +116,8 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
 
     def extra_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Optimizer groups of the model's own global parameters, built from this config when a run starts (see
-        :func:`dynsplat_ns.trainer.resolve_run_schedules`): the environment map (used when the background is one)."""
+        :func:`dynsplat_ns.training.trainer.resolve_run_schedules`): the environment map (used when the background is
+        one)."""
         del max_steps  # constant rate
         optimizer = AdamOptimizerConfig(lr=self.environment_lr, eps=1e-15)
         groups = {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}

@@ -1,10 +1,10 @@
-"""Compiled CPU HexPlane feature lookup (``dynsplat_ns/render/csrc/hexplane_kernels.cpp``).
+"""Compiled CPU HexPlane feature lookup (``dynsplat_ns/kernels/csrc/hexplane_kernels.cpp``).
 
 :func:`hexplane_features_compiled` computes what :meth:`dynsplat_ns.motion.hexplane.HexPlaneField.forward` computes
 with ``F.grid_sample`` (bilinear, border padding, align_corners=True; per level the product of the six plane samples,
 levels concatenated) in one fused loop per point, and its backward to the planes and the coordinates; CPU
 ``grid_sample``'s backward is the largest part of a 4DGS training step otherwise. It uses the same lazily built
-extension and opt-out (``DYNSPLAT_CPU_KERNELS=0``) as the compiled rasterizer (:mod:`dynsplat_ns.render.cpu_kernels`).
+extension and opt-out (``DYNSPLAT_CPU_KERNELS=0``) as the compiled rasterizer (:mod:`dynsplat_ns.kernels.cpu`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+from dynsplat_ns.kernels.cpu import load_cpu_kernels
 
 __all__ = ["compiled_hexplane_usable", "hexplane_features_compiled"]
 

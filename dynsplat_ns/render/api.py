@@ -22,7 +22,7 @@ def resolve_backend(backend: str, device_type: str) -> str:
 
     Returns:
         "torch", "gsplat" or "cpp". "auto" gives "gsplat" on CUDA, "cpp" on CPU when the compiled CPU kernels are
-        available (built on first use, cached per user; see :mod:`dynsplat_ns.render.cpu_kernels`), else "torch".
+        available (built on first use, cached per user; see :mod:`dynsplat_ns.kernels.cpu`), else "torch".
 
     Raises:
         ValueError: for "gsplat" on a non-CUDA device or "cpp" on a non-CPU device.
@@ -31,7 +31,7 @@ def resolve_backend(backend: str, device_type: str) -> str:
         if device_type == "cuda":
             return "gsplat"
         if device_type == "cpu":
-            from dynsplat_ns.render.cpu_kernels import cpu_kernels_available  # lazy: builds on first use only
+            from dynsplat_ns.kernels.cpu import cpu_kernels_available  # lazy: builds on first use only
 
             return "cpp" if cpu_kernels_available() else "torch"
         return "torch"

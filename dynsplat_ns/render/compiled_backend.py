@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+from dynsplat_ns.kernels.cpu import load_cpu_kernels
 from dynsplat_ns.render.features import finish_render
 from dynsplat_ns.render.meta import make_meta
 from dynsplat_ns.render.projection import project_gaussians

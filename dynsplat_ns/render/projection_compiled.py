@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from dynsplat_ns.render.cpu_kernels import load_cpu_kernels
+from dynsplat_ns.kernels.cpu import load_cpu_kernels
 
 __all__ = ["CompiledProjection", "project_compiled"]
 

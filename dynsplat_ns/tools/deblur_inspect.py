@@ -96,7 +96,7 @@ class DeblurInspect:
         from nerfstudio.data.datasets.base_dataset import InputDataset
         from PIL import Image
 
-        from dynsplat_ns.models.pipeline import image_key
+        from dynsplat_ns.training.pipeline import image_key
 
         self.check_run()
         _, pipeline, ckpt, step = load_pipeline(self.load_config, test_mode="inference")

@@ -53,7 +53,7 @@ def load_config(path: Path | str):
     import yaml
     from nerfstudio.engine.trainer import TrainerConfig
 
-    import dynsplat_ns.models.pipeline  # noqa: F401  (checkpoint loading shims)
+    import dynsplat_ns.training.pipeline  # noqa: F401  (checkpoint loading shims)
 
     config_path = resolve_config(path)
     try:
@@ -175,7 +175,7 @@ class CameraSet:
 
 def camera_set(cameras, image_filenames=None) -> CameraSet:
     """A :class:`CameraSet` from nerfstudio ``Cameras`` (and the split's image files for names)."""
-    from dynsplat_ns.models.pipeline import image_key
+    from dynsplat_ns.training.pipeline import image_key
 
     n = int(cameras.camera_to_worlds.shape[0])
     times = None if cameras.times is None else cameras.times.reshape(-1).double().cpu().numpy()

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from dynsplat_ns.dataparsers.base import DynsplatDataParser, DynsplatDataParserConfig
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.files import load_json
 from dynsplat_ns.dataparsers.images import image_size
 from dynsplat_ns.dataparsers.scene import SceneFrames
-
 from dynsplat_ns.scenes.dnerf import make_dnerf_scene
 
 # ---- the README's example format (relative imports there; absolute here) ---------------------------------------------

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
 from PIL import Image
 
+from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
 from dynsplat_ns.scenes import d2rf as d2rf_gen
 from dynsplat_ns.scenes.blur import (
     BlurSettings,

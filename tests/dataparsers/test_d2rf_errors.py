@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
 from dynsplat_ns.dataparsers.errors import DataParserError
-from PIL import Image
 
 
 def _edit_npy(edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
@@ -146,7 +147,6 @@ def test_masks_at_the_image_size_times_or_over_a_whole_number_are_accepted(d2rf_
 def test_missing_registration_in_images_bin(d2rf_scene_copy: Path):
     """A view whose name images.bin does not know: the error names images.bin and the view."""
     from dynsplat_ns.dataparsers import colmap
-
     from dynsplat_ns.scenes.colmap_writer import ColmapImage, write_images
 
     _, images = colmap.read_images(d2rf_scene_copy / "sparse" / "0")

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.d2rf import D2RF, D2RFDataParserConfig, d2rf_dataparser
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
+from dynsplat_ns.dataparsers.d2rf import D2RF, D2RFDataParserConfig, d2rf_dataparser
 from dynsplat_ns.scenes.d2rf import rig_poses
 
 N_TIMES = 6

@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
 from dynsplat_ns.dataparsers.base import parse_alpha_color
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.files import load_json
 from dynsplat_ns.dataparsers.images import check_image_sizes
 from dynsplat_ns.dataparsers.points import random_seed_points, read_ply_points, transform_points
 from dynsplat_ns.dataparsers.times import count_frames, normalize_times
-from PIL import Image
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Errors, JSON, image headers

@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from PIL import Image
+
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.images import default_cache_dir, downscale_cache_dir
-from nerfstudio.data.datasets.base_dataset import InputDataset
-from PIL import Image
 
 
 def parse(data: Path, split: str = "train", **config):

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
-from dynsplat_ns.dataparsers.errors import DataParserError
 from PIL import Image
 
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
+from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.errors import DynsplatConfigError
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.base import DynsplatDataParserConfig
-from dynsplat_ns.dataparsers.dnerf import DNeRF, DNeRFDataParserConfig, dnerf_dataparser
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
+from dynsplat_ns.dataparsers.base import DynsplatDataParserConfig
+from dynsplat_ns.dataparsers.dnerf import DNeRF, DNeRFDataParserConfig, dnerf_dataparser
 from dynsplat_ns.scenes import dnerf as make_dnerf_scene
 
 

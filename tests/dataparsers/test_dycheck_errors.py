@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
-from dynsplat_ns.dataparsers.errors import DataParserError
 from PIL import Image
 
+from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
+from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.scenes.dycheck import make_dycheck_scene
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
 from PIL import Image
 
+from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
 from dynsplat_ns.scenes import dycheck as gen
 from dynsplat_ns.scenes.synthetic import default_scene
 
@@ -181,7 +181,7 @@ def test_covisible_metrics_reach_the_pipeline_eval(dycheck_scene: Path):
     covisible_ssim next to psnr / ssim."""
     from cli_helpers import parse
 
-    from dynsplat_ns.models.pipeline import _RecordingLoader
+    from dynsplat_ns.training.pipeline import _RecordingLoader
 
     config = parse("dynsplat-4dgs", "--pipeline.datamanager.stereo-seeds", "0", "--pipeline.model.sh-degree", "0",
                    "dynsplat-dycheck", "--data", str(dycheck_scene))  # fmt: skip

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
-from PIL import Image
 
 RES = "images-jpeg-1k"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.eyeful import Eyeful, EyefulDataParserConfig, eyeful_dataparser
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import NerfstudioDataParserConfig
 from PIL import Image, ImageFile
 
+from dynsplat_ns.dataparsers.eyeful import Eyeful, EyefulDataParserConfig, eyeful_dataparser
 from dynsplat_ns.scenes import eyeful as make_eyeful_scene
 from dynsplat_ns.scenes.camera_models import model_rays
 from dynsplat_ns.scenes.synthetic import default_scene, over_background, trace_rays

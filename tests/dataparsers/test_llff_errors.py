@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.llff import LLFFDataParserConfig
-from PIL import Image
 
 
 def _edit_npy(edit: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:

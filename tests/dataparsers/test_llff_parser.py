@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.base import DynsplatDataParserConfig
-from dynsplat_ns.dataparsers.llff import LLFF, LLFFDataParserConfig, llff_dataparser
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
+from dynsplat_ns.dataparsers.base import DynsplatDataParserConfig
+from dynsplat_ns.dataparsers.llff import LLFF, LLFFDataParserConfig, llff_dataparser
 from dynsplat_ns.scenes.llff import poses_bounds_rows
 from dynsplat_ns.scenes.synthetic import forward_facing_poses
 

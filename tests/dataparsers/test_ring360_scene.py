@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
-from dynsplat_ns.dataparsers.llff import LLFFDataParserConfig
 from PIL import Image
 
+from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
+from dynsplat_ns.dataparsers.llff import LLFFDataParserConfig
 from dynsplat_ns.scenes.ring360 import make_forward_scene, make_ring360_scene
 
 

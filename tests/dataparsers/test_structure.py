@@ -10,8 +10,9 @@ import ast
 import importlib.util
 from pathlib import Path
 
-import dynsplat_ns.dataparsers as package
 import pytest
+
+import dynsplat_ns.dataparsers as package
 
 PACKAGE = "dynsplat_ns.dataparsers"
 PACKAGE_DIR = Path(package.__file__).resolve().parent

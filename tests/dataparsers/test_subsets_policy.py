@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
 from dynsplat_ns.dataparsers.errors import DataParserError
 from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig

@@ -4,13 +4,13 @@ image index, and one training step."""
 from __future__ import annotations
 
 import torch
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.engine.optimizers import Optimizers
 
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.deblur.model import DeblurSplatModelConfig
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.motion import ShapeOfMotionConfig
 

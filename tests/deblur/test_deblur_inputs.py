@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
 from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 

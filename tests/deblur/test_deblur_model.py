@@ -9,8 +9,8 @@ from deblur_helpers import COMMON, build, deblur_config, load_train, optimizer_c
 from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.engine.optimizers import Optimizers
 
+from dynsplat_ns.checkpoints.state import ResumeInfo
 from dynsplat_ns.deblur.model import EXPOSURE_GROUP, TRAJECTORY_GROUP
-from dynsplat_ns.models.checkpoint_state import ResumeInfo
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel, DynamicSplatModelConfig
 
 IMAGE = 3  # a training image away from both ends of the sequence (sub-times are not clamped)
@@ -257,8 +257,7 @@ def test_trainer_builds_the_deblur_groups_from_the_final_config():
     import dataclasses
 
     from dynsplat_ns.method_configs.deblur import deblur_method
-
-    from dynsplat_ns.trainer import resolve_run_schedules
+    from dynsplat_ns.training.trainer import resolve_run_schedules
 
     config = deblur_method.config
     assert TRAJECTORY_GROUP not in config.optimizers and EXPOSURE_GROUP not in config.optimizers

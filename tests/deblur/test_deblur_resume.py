@@ -32,7 +32,7 @@ import os, signal, sys
 import torch, tyro
 from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion
 from nerfstudio.scripts.train import main
-from dynsplat_ns.trainer import DynsplatTrainer
+from dynsplat_ns.training.trainer import DynsplatTrainer
 
 first, resumed, record = sys.argv[1].split("\x1f"), sys.argv[2].split("\x1f"), sys.argv[3]
 pid = os.fork()

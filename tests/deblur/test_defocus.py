@@ -11,9 +11,9 @@ import torch
 from deblur_helpers import build, deblur_config, load_train, optimizer_configs, train_camera, train_step
 from nerfstudio.engine.optimizers import Optimizers
 
+from dynsplat_ns.checkpoints.state import ResumeInfo
 from dynsplat_ns.deblur.defocus import DefocusBlur
 from dynsplat_ns.deblur.model import APERTURE_GROUP, FOCUS_GROUP
-from dynsplat_ns.models.checkpoint_state import ResumeInfo
 from dynsplat_ns.render.projection import project_gaussians
 
 IMAGE = 3
@@ -182,7 +182,7 @@ def test_defocus_flags_reach_the_model_and_optimizers(dnerf_scene):
     from cli_helpers import cli_flags, parse
     from nerfstudio.data.scene_box import SceneBox
 
-    from dynsplat_ns.trainer import resolve_run_schedules
+    from dynsplat_ns.training.trainer import resolve_run_schedules
 
     flags = cli_flags("dynsplat-deblur")
     assert {"--pipeline.model.defocus", "--pipeline.model.defocus-aperture-lr",

@@ -11,9 +11,9 @@ import pytest
 import torch
 from deblur_helpers import build, deblur_config, load_train, train_camera
 
+from dynsplat_ns.checkpoints.state import ResumeInfo
 from dynsplat_ns.deblur.defocus import DefocusBlur, grow_in_view
 from dynsplat_ns.errors import DynsplatConfigError
-from dynsplat_ns.models.checkpoint_state import ResumeInfo
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel
 
 IMAGE = 3

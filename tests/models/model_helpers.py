@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.motion import HexPlaneMotionConfig, MotionModelConfig
 

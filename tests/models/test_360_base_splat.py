@@ -15,14 +15,14 @@ import dataclasses
 
 import pytest
 import torch
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from quick_train import evaluate_psnr, quick_train
+
 from dynsplat_ns.dataparsers.eyeful import EyefulDataParserConfig
 from dynsplat_ns.method_configs.fourdgs import fourdgs_method
-from nerfstudio.data.datasets.base_dataset import InputDataset
-
-from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
-from dynsplat_ns.models.quick_train import evaluate_psnr, quick_train
 from dynsplat_ns.scenes.ring360 import make_ring360_scene
-from dynsplat_ns.trainer import resolve_run_schedules
+from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
+from dynsplat_ns.training.trainer import resolve_run_schedules
 
 pytestmark = pytest.mark.slow
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model
 from nerfstudio.data.scene_box import SceneBox
+from quick_train import quick_train
 from torch import Tensor, nn
 
-from dynsplat_ns.models.checkpoint_state import ResumeInfo
+from dynsplat_ns.checkpoints.state import ResumeInfo
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
-from dynsplat_ns.models.quick_train import quick_train
 from dynsplat_ns.motion import MarblesMotionConfig, ShapeOfMotionConfig
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model
+from quick_train import quick_train
 
-from dynsplat_ns.models.quick_train import quick_train
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 
 _EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_motion.py"
 

@@ -11,7 +11,7 @@ import torch
 
 from dynsplat_ns.errors import ImageFileError
 from dynsplat_ns.models.depth_loss import DepthPriorLoss, metric_depth_loss, scale_shift_invariant_loss
-from dynsplat_ns.priors import DEPTH_BATCH_KEY, attach_depth_priors
+from dynsplat_ns.priors.depth import DEPTH_BATCH_KEY, attach_depth_priors
 
 
 def test_scale_shift_invariant_loss_is_zero_for_affine_maps_of_the_prior():
@@ -67,8 +67,7 @@ def test_weight_schedule_and_auto_off():
 
 def _manager(scene, **parser):
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
-
-    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     config = DynsplatDatamanagerConfig(dataparser=D2RFDataParserConfig(data=scene, **parser))
     return config.setup(device="cpu")
@@ -159,8 +158,7 @@ def test_dycheck_val_frames_moved_into_train_by_split_indices(dycheck_scene, tmp
     import json
 
     from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
-
-    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     (tmp_path / "split.json").write_text(json.dumps({"train": [0, 1, 2, 3], "test": [4, 5]}))
     parser = DycheckDataParserConfig(data=dycheck_scene, split_indices=tmp_path / "split.json")

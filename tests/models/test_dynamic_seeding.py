@@ -7,11 +7,11 @@ import numpy as np
 import torch
 
 from dynsplat_ns.models.depth_loss import DepthPriorLoss
-from dynsplat_ns.models.dynamic_seeding import align_disparity, dynamic_seed_points
-from dynsplat_ns.models.static_seeding import project_to_pixels
 from dynsplat_ns.motion import ShapeOfMotionConfig
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
-from dynsplat_ns.priors import MOTION_MASKS_KEY
+from dynsplat_ns.priors.depth import MOTION_MASKS_KEY
+from dynsplat_ns.priors.dynamic_seeds import align_disparity, dynamic_seed_points
+from dynsplat_ns.priors.static_split import project_to_pixels
 from dynsplat_ns.scenes.d2rf import make_d2rf_scene
 
 
@@ -28,8 +28,7 @@ def test_align_disparity_recovers_scale_and_shift_despite_outliers():
 
 def _manager(scene):
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
-
-    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     return DynsplatDatamanagerConfig(dataparser=D2RFDataParserConfig(data=scene)).setup(device="cpu")
 
@@ -91,7 +90,7 @@ def test_disparity_loss_ignores_pixels_without_depth():
 def test_resizing_a_disparity_never_blends_with_pixels_without_depth():
     """dpt/ is at half resolution: upsampled bilinearly, an object's edge used to be blended with the background's
     0 (half-way to infinity, a depth no surface has); such pixels are now 0 (no depth) instead."""
-    from dynsplat_ns.priors import _resize
+    from dynsplat_ns.priors.depth import _resize
 
     disparity = np.zeros((4, 6), np.float32)
     disparity[:, 3:] = 0.5

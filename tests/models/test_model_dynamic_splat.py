@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model, small_hexplane
+from quick_train import evaluate_psnr, quick_train
 from torch import Tensor, nn
 
-from dynsplat_ns.models.quick_train import evaluate_psnr, quick_train
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.motion import MotionModel, MotionModelConfig
 
 

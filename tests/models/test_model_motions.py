@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model, small_hexplane
+from quick_train import evaluate_psnr, quick_train
 
-from dynsplat_ns.models.quick_train import evaluate_psnr, quick_train
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.motion import MarblesMotionConfig, ShapeOfMotionConfig
 
 MOTIONS = {

@@ -20,13 +20,13 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
+from quick_train import evaluate_psnr, quick_train
 
-from dynsplat_ns.models.quick_train import evaluate_psnr, quick_train
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.scenes.dnerf import make_dnerf_scene
 from dynsplat_ns.scenes.synthetic import Box, Scene, Sphere, surface_points
-from dynsplat_ns.trainer import resolve_run_schedules
+from dynsplat_ns.training.trainer import resolve_run_schedules
 
 STEPS = 400
 #: Dynamic test PSNR must exceed the static baseline's by this much (dB).
@@ -129,7 +129,6 @@ def test_marbles_densification_sees_the_rendered_isotropic_scale(moving_sphere):
     """gsplat's strategy reads the stored scales (max over columns) to split/duplicate/prune: for Marbles they must be
     the isotropic scale it renders, through training and densification (measured: the columns stay identical)."""
     from dynsplat_ns.method_configs.common import gaussian_optimizers
-
     from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
     from dynsplat_ns.motion import MarblesMotionConfig
 

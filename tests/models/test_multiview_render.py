@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model, small_hexplane
 from nerfstudio.engine.optimizers import Optimizers
 
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.models import dynamic_splat
 from dynsplat_ns.render import rasterize
 

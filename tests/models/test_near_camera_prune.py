@@ -6,13 +6,13 @@ import dataclasses
 import math
 
 import torch
-from dynsplat_ns.method_configs.fourdgs import fourdgs_method
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
+from quick_train import quick_train
 
+from dynsplat_ns.method_configs.fourdgs import fourdgs_method
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
-from dynsplat_ns.models.quick_train import quick_train
-from dynsplat_ns.trainer import resolve_run_schedules
+from dynsplat_ns.training.trainer import resolve_run_schedules
 
 
 def _ring_cameras(n: int = 6, radius: float = 2.0, size: int = 16) -> Cameras:

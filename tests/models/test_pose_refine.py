@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from dynsplat_ns.method_configs.common import gaussian_optimizers
 from model_helpers import load_split, make_model
+from quick_train import quick_train
 
 from dynsplat_ns.deblur.trajectory import compose
+from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.models.pose_refine import refine_camera, refine_offset, with_pose
-from dynsplat_ns.models.quick_train import quick_train
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.scenes import dnerf
 

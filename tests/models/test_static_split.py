@@ -7,10 +7,10 @@ import pytest
 import torch
 from model_helpers import load_split, make_model, small_hexplane
 from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
+from quick_train import quick_train
 from torch.nn import Parameter
 
 from dynsplat_ns.models.dynamic_splat import BASE_GAUSSIAN_KEYS
-from dynsplat_ns.models.quick_train import quick_train
 from dynsplat_ns.motion import MarblesMotionConfig, ShapeOfMotionConfig
 from dynsplat_ns.motion.base import MOVABLE_KEYS
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
@@ -114,8 +114,7 @@ def test_densification_keeps_the_static_flag_in_lock_step(dnerf_scene):
 
 def test_seed_points_in_the_motion_masks_are_dynamic(d2rf_scene):
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
-
-    from dynsplat_ns.datamanager import DynsplatDatamanagerConfig
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     manager = DynsplatDatamanagerConfig(dataparser=D2RFDataParserConfig(data=d2rf_scene)).setup(device="cpu")
     meta = manager.train_dataparser_outputs.metadata

@@ -8,7 +8,8 @@ changes two things, each when its module is first imported, and nothing else:
   CPU-only box. Only that module sees it: ``torch.cuda`` everywhere else (our datamanager, nerfstudio's trainer,
   gsplat, torch's Adam) stays the real one. A global patch fails: torch's Adam then checks for CUDA graph capture
   and initialises CUDA ("Found no NVIDIA driver").
-* ``dynsplat_ns.trainer`` (only with ``DYNSPLAT_TEST_RECORD_DIR`` set): ``DynsplatTrainer.setup`` adds callbacks that
+* ``dynsplat_ns.training.trainer`` (only with ``DYNSPLAT_TEST_RECORD_DIR`` set): ``DynsplatTrainer.setup`` adds
+callbacks that
   record, after every step, the Gaussian count and the model's parameters, plus the cameras each step rendered, the
   number of refines and the classes in play; at the end each rank saves ``RECORD_DIR/rank{r}.pt``.
 """
@@ -73,7 +74,7 @@ def _patch_trainer(module: types.ModuleType) -> None:
     import torch
     from rank_recording import record_training  # tests/, on PYTHONPATH next to this folder
 
-    from dynsplat_ns import distributed
+    from dynsplat_ns.training import distributed
 
     record_dir = Path(os.environ["DYNSPLAT_TEST_RECORD_DIR"])
     trainer_class = module.DynsplatTrainer
@@ -96,5 +97,5 @@ def _patch_trainer(module: types.ModuleType) -> None:
 
 _hooks: dict[str, Callable[[types.ModuleType], None]] = {"nerfstudio.scripts.train": _patch_launcher}
 if os.environ.get("DYNSPLAT_TEST_RECORD_DIR"):
-    _hooks["dynsplat_ns.trainer"] = _patch_trainer
+    _hooks["dynsplat_ns.training.trainer"] = _patch_trainer
 sys.meta_path.insert(0, _AfterImport(_hooks))

@@ -16,7 +16,8 @@ import pytest
 import torch
 from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
 
-from dynsplat_ns.render import RENDER_MODES, cpu_kernels, rasterize
+from dynsplat_ns.kernels import cpu as cpu_kernels
+from dynsplat_ns.render import RENDER_MODES, rasterize
 from dynsplat_ns.render.compiled_backend import composite_compiled, rasterize_compiled
 from dynsplat_ns.render.dense_reference import dense_rasterize
 from dynsplat_ns.render.projection import project_gaussians
@@ -274,7 +275,7 @@ def test_opt_out_uses_torch_silently(fresh_loader):
 
 def test_importing_the_package_compiles_nothing():
     code = (
-        "import dynsplat_ns.render, dynsplat_ns.render.compiled_backend as c, dynsplat_ns.render.cpu_kernels as k; "
+        "import dynsplat_ns.render, dynsplat_ns.render.compiled_backend as c, dynsplat_ns.kernels.cpu as k; "
         "assert not k._state['tried'], 'import attempted a build'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -15,13 +15,13 @@ from nerfstudio.cameras.camera_paths import get_path_from_json
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.scene_box import SceneBox
 
+from dynsplat_ns.checkpoints.state import ResumeInfo, RowMap
 from dynsplat_ns.models import metrics as M
-from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
-from dynsplat_ns.models.pipeline import DynsplatPipeline, fit_optimizer_state, image_key, match_image_names
 from dynsplat_ns.tools import camera_path as CP
 from dynsplat_ns.tools import compare, export_times, novelty
 from dynsplat_ns.tools.runs import CameraSet, ToolError, camera_set, check_time
+from dynsplat_ns.training.pipeline import DynsplatPipeline, fit_optimizer_state, image_key, match_image_names
 
 
 def ring_cameras(n=8, radius=4.0, height=1.0, times=True) -> CameraSet:
@@ -386,9 +386,9 @@ def test_unknown_run_folder_is_a_clear_error(tmp_path, capsys):
 
 
 def test_motion_masks_of_the_d2rf_parser_feed_masked_metrics(tmp_path):
-    from dynsplat_ns.dataparsers import d2rf
     from nerfstudio.data.datasets.base_dataset import InputDataset
 
+    from dynsplat_ns.dataparsers import d2rf
     from dynsplat_ns.scenes import d2rf as make
 
     make.make_d2rf_scene(tmp_path / "scene")

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from nerfstudio.cameras.camera_paths import get_path_from_json
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.configs.base_config import ViewerConfig
@@ -19,6 +18,7 @@ from nerfstudio.viewer.utils import CameraState
 from torch import nn
 
 from dynsplat_ns import viewer as dyn_viewer
+from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.motion import MarblesMotionConfig
 

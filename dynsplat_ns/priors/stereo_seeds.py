@@ -16,7 +16,7 @@ of other views: 23.06 → 25.17 dB on held-out views of the 100×75 ring without
 background colour and points next to a training camera give no seed either. Each seed takes its pixel's colour.
 
 Pure torch on the CPU; a few seconds for tens of views. The datamanager calls it once at the start of training
-(:class:`dynsplat_ns.datamanager.DynsplatDatamanager`), when the dataparser's seeds are random.
+(:class:`dynsplat_ns.training.datamanager.DynsplatDatamanager`), when the dataparser's seeds are random.
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ import torch
 from nerfstudio.pipelines.base_pipeline import VanillaPipeline, VanillaPipelineConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
+from dynsplat_ns.checkpoints.state import ResumeInfo, RowMap
 from dynsplat_ns.compat import allow_nerfstudio_checkpoints
 from dynsplat_ns.deblur.checks import explain_missing_test_split
 from dynsplat_ns.errors import exit_on_user_error
-from dynsplat_ns.models.checkpoint_state import ResumeInfo, RowMap
 from dynsplat_ns.models.metrics import (
     REGION_MASKS,
     REGION_METRICS,
@@ -148,7 +148,8 @@ class DynsplatPipeline(VanillaPipeline):
         ensure_ffmpeg_for_ns_render()  # ns-render only
         use_saved_viewer_host()  # ns-viewer only
         # Never DDP-wrapped (nerfstudio wraps for world_size > 1): densification replaces the Gaussian parameters, and
-        # the ranks are kept in step by dynsplat_ns.distributed (gradient averaging, synchronised densification).
+        # the ranks are kept in step by dynsplat_ns.training.distributed (gradient averaging, synchronised
+        # densification).
         world_size = int(kwargs.pop("world_size", 1))
         with exit_on_user_error(), explain_missing_test_split(config):  # dynsplat-deblur needs a test split
             super().__init__(config, device, test_mode=test_mode, world_size=1, **kwargs)

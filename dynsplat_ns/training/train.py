@@ -1,9 +1,9 @@
-"""``ns-train`` for torchrun and SLURM: ``torchrun --nproc-per-node N -m dynsplat_ns.train dynsplat-som ...``.
+"""``ns-train`` for torchrun and SLURM: ``torchrun --nproc-per-node N -m dynsplat_ns.training.train dynsplat-som ...``.
 
 Takes exactly the arguments of ``ns-train`` (nerfstudio's own tyro CLI over every method, plugins included) and runs
 one data-parallel rank per process from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``): gloo on CPU, NCCL on CUDA (``--machine.device-type``), one
-CUDA device per local rank. See :mod:`dynsplat_ns.distributed` for what the ranks share. Without torchrun's
+CUDA device per local rank. See :mod:`dynsplat_ns.training.distributed` for what the ranks share. Without torchrun's
 environment it is ``ns-train`` (and then honours ``--machine.num-devices``). Also installed as ``dynsplat-train``.
 """
 
@@ -44,7 +44,7 @@ def run_ranks(config) -> None:
     from nerfstudio.utils import profiler
     from nerfstudio.utils.rich_utils import CONSOLE
 
-    from dynsplat_ns import distributed
+    from dynsplat_ns.training import distributed
 
     env = distributed.launch_env()
     config = _prepare(config)
@@ -72,7 +72,7 @@ def run_ranks(config) -> None:
 
 
 def entrypoint() -> None:
-    """Console script ``dynsplat-train`` and ``python -m dynsplat_ns.train``: ``ns-train``'s arguments."""
+    """Console script ``dynsplat-train`` and ``python -m dynsplat_ns.training.train``: ``ns-train``'s arguments."""
     import tyro
     from nerfstudio.configs.config_utils import convert_markup_to_ansi
     from nerfstudio.configs.method_configs import AnnotatedBaseConfigUnion

@@ -15,7 +15,7 @@ decoded and undistorted exactly as nerfstudio's ``_load_images`` does it (same `
 ``_undistort_image``, from the cameras as they were before undistortion), so batches are bit-identical to the full
 cache. The undistorted intrinsics (fx, fy, cx, cy, width, height), which nerfstudio writes into the dataset's cameras
 while caching, are computed once at setup from the camera parameters alone (no image is decoded for them). Depth priors
-(:mod:`dynsplat_ns.priors`) are read with their image and ride in its dict, so depth losses work in this mode.
+(:mod:`dynsplat_ns.priors.depth`) are read with their image and ride in its dict, so depth losses work in this mode.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_image
 
 from dynsplat_ns.errors import exit_on_user_error
-from dynsplat_ns.priors import DEPTH_BATCH_KEY, depth_kind, load_depth_prior
+from dynsplat_ns.priors.depth import DEPTH_BATCH_KEY, depth_kind, load_depth_prior
 
 #: "auto" (``cache_bytes -1``) decodes every image at setup while the train and eval images take at most this share
 #: of the RAM.

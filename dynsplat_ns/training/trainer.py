@@ -25,10 +25,10 @@ from nerfstudio.engine.optimizers import Optimizers
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.utils.rich_utils import CONSOLE
 
-from dynsplat_ns import distributed
-from dynsplat_ns.checkpoints import CheckpointMixin
+from dynsplat_ns.checkpoints.files import CheckpointMixin
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.schedules import DEFAULT_MAX_STEPS, fit_optimizer_groups, static_warmup_steps, stop_split_at
+from dynsplat_ns.training import distributed
 
 
 @dataclass
@@ -151,7 +151,7 @@ class DynsplatTrainer(CheckpointMixin, Trainer):
         if distributed.rank() == 0:
             CONSOLE.print(describe(info))
 
-    # ---- several ranks (dynsplat_ns.distributed; all no-ops with one process) ------------------------------------
+    # ---- several ranks (dynsplat_ns.training.distributed; all no-ops with one process) -------------------------------
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
         """nerfstudio's setup; with several ranks, then rank 0's model on every rank, rank-synchronised densification,
         and files written by rank 0 only."""

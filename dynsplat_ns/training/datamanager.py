@@ -8,7 +8,8 @@ An image that cannot be decoded (truncated, missing, not an image) is reported w
 datamanager is set up, so a broken file stops the run before the first step rather than at the first evaluation.
 
 With ``--pipeline.datamanager.cache-bytes N`` (or automatically for captures too large for RAM) train and eval images
-are instead decoded on demand into one cache bounded in bytes (:mod:`dynsplat_ns.image_cache`), and the full-split
+are instead decoded on demand into one cache bounded in bytes (:mod:`dynsplat_ns.training.image_cache`), and the
+full-split
 eval loop streams them.
 """
 
@@ -25,9 +26,9 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
-from dynsplat_ns.camera_batches import CameraBatchMixin
 from dynsplat_ns.errors import DynsplatError, ImageFileError, exit_on_user_error
-from dynsplat_ns.priors import MOTION_MASKS_KEY, attach_depth_priors, motion_masks_for_seeding
+from dynsplat_ns.priors.depth import MOTION_MASKS_KEY, attach_depth_priors, motion_masks_for_seeding
+from dynsplat_ns.training.camera_batches import CameraBatchMixin
 
 #: What PIL/numpy raise for a file that cannot be read as an image (missing, truncated, corrupt, wrong shape).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, AssertionError, Image.DecompressionBombError)
@@ -123,7 +124,7 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             return
         from nerfstudio.utils.rich_utils import CONSOLE
 
-        from dynsplat_ns.seeding import stereo_seed_points
+        from dynsplat_ns.priors.stereo_seeds import stereo_seed_points
 
         start = time.perf_counter()
         seeds = stereo_seed_points(
@@ -149,7 +150,7 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             return self._resolved_cache_bytes
         from nerfstudio.utils.rich_utils import CONSOLE
 
-        from dynsplat_ns.image_cache import decoded_bytes, physical_ram_bytes, resolve_cache_bytes
+        from dynsplat_ns.training.image_cache import decoded_bytes, physical_ram_bytes, resolve_cache_bytes
 
         bound = self.config.cache_bytes
         if bound < 0:
@@ -167,7 +168,7 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
 
     def _image_store(self):
         """The bounded cache shared by the train and eval images (created on first use)."""
-        from dynsplat_ns.image_cache import ImageStore
+        from dynsplat_ns.training.image_cache import ImageStore
 
         if getattr(self, "_image_cache_store", None) is None:
             self._image_cache_store = ImageStore(self._cache_bound())
@@ -175,7 +176,7 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
 
     def _load_images(self, split: Literal["train", "eval"], cache_images_device: Literal["cpu", "gpu"]):
         if self._cache_bound() > 0:  # decode on demand into the bounded cache
-            from dynsplat_ns.image_cache import LazyImages
+            from dynsplat_ns.training.image_cache import LazyImages
 
             train = split == "train"
             with exit_on_user_error():
@@ -199,9 +200,10 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
     @property
     def fixed_indices_eval_dataloader(self):
         """Every eval image once, in index order, as ``(camera, batch)`` (what ``ns-eval`` iterates); with a bounded
-        cache decoded one at a time as it is iterated (:class:`~dynsplat_ns.image_cache.LazyEvalLoader`) instead of
+        cache decoded one at a time as it is iterated (:class:`~dynsplat_ns.training.image_cache.LazyEvalLoader`)
+        instead of
         nerfstudio's list of every decoded image."""
-        from dynsplat_ns.image_cache import LazyEvalLoader, LazyImages
+        from dynsplat_ns.training.image_cache import LazyEvalLoader, LazyImages
 
         images = self.cached_eval  # first: the eval cameras get their undistorted intrinsics
         if isinstance(images, LazyImages):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dynsplat_ns.models.static_seeding import project_to_pixels
+from dynsplat_ns.priors.static_split import project_to_pixels
 
 #: Fewest seed points with a valid prior in a view to align its disparity (fewer: the view gives no seeds).
 MIN_ALIGN_POINTS = 8
@@ -61,7 +61,8 @@ def dynamic_seed_points(
 
     Args:
         points: The dataparser's seed points [N, 3] (their scale fixes the prior's).
-        seeding: :data:`~dynsplat_ns.priors.MOTION_MASKS_KEY` metadata: ``cameras``, ``masks`` and, when the dataset
+        seeding: :data:`~dynsplat_ns.priors.depth.MOTION_MASKS_KEY` metadata: ``cameras``, ``masks`` and, when the
+        dataset
             has relative disparity, ``disparity`` and ``images`` (one per view at the mask's resolution; None where
             missing).
         num_points: Total points to draw (spread over the views; fewer when the masks have fewer pixels).
@@ -125,7 +126,7 @@ def with_dynamic_seeds(
     Returns:
         The points unchanged when off, without masks + disparity, or when no view aligns.
     """
-    from dynsplat_ns.priors import MOTION_MASKS_KEY
+    from dynsplat_ns.priors.depth import MOTION_MASKS_KEY
 
     seeding = metadata.get(MOTION_MASKS_KEY)
     if not config.static_background or not from_dataparser or config.random_init or seeding is None:

@@ -2,7 +2,8 @@
 
 nerfstudio's ``Trainer.save_checkpoint`` writes ``step-N.ckpt`` in place, so a crash or SIGKILL during the write leaves
 a truncated newest checkpoint, and ``--load-dir`` (which always picks the newest) then fails. :class:`CheckpointMixin`
-(mixed into :class:`dynsplat_ns.trainer.DynsplatTrainer`) writes each checkpoint to a temporary file in the same folder
+(mixed into :class:`dynsplat_ns.training.trainer.DynsplatTrainer`) writes each checkpoint to a temporary file in the
+same folder
 and renames it into place, and on resume falls back past checkpoints that cannot be read.
 """
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
-from dynsplat_ns.priors import MOTION_MASKS_KEY
+from dynsplat_ns.priors.depth import MOTION_MASKS_KEY
 
 #: Dataparser metadata key listing one motion mask per image (the D2RF parser's ``motion_masks/``).
 MASK_FILES_KEY = "motion_mask_filenames"
@@ -70,7 +70,7 @@ def initial_static_flags(means: Tensor, metadata: dict[str, Any], enabled: bool)
     Args:
         means: Initial Gaussian centres [N, 3].
         metadata: The training dataset's metadata: ``motion_mask_filenames`` from the dataparser and, when training,
-            the masks and cameras the datamanager read (:data:`~dynsplat_ns.priors.MOTION_MASKS_KEY`).
+            the masks and cameras the datamanager read (:data:`~dynsplat_ns.priors.depth.MOTION_MASKS_KEY`).
         enabled: ``--pipeline.model.static-background``.
 
     Returns:

@@ -1,6 +1,7 @@
 """Data-parallel training on torch.distributed without DDP (gloo on CPU, NCCL on CUDA).
 
-Every rank holds all Gaussians and renders its own cameras (:mod:`dynsplat_ns.camera_batches`). The model is never
+Every rank holds all Gaussians and renders its own cameras (:mod:`dynsplat_ns.training.camera_batches`). The model is
+never
 wrapped in ``DistributedDataParallel``: densification replaces the Gaussian parameters, which a DDP wrapper would keep
 stale references to. Instead:
 

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from nerfstudio.cameras.cameras import Cameras
 
-from dynsplat_ns import distributed
 from dynsplat_ns.errors import DynsplatConfigError
+from dynsplat_ns.training import distributed
 
 
 class CameraBatchMixin:
-    """Mixed into :class:`dynsplat_ns.datamanager.DynsplatDatamanager` (a ``FullImageDatamanager``)."""
+    """Mixed into :class:`dynsplat_ns.training.datamanager.DynsplatDatamanager` (a ``FullImageDatamanager``)."""
 
     config: Any
     train_unseen_cameras: list[int]

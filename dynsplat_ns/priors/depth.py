@@ -154,7 +154,7 @@ def motion_masks_for_seeding(outputs) -> dict[str, Any] | None:
     The cameras are the dataparser's (original intrinsics; masks may have another resolution, e.g. half).
     With relative disparity (``depth_kind="disparity"``) it also holds, at each mask's resolution, the ``disparity``
     maps (None for an image without one) and the training ``images`` ([h, w, 3] float 0–1): the foreground seeding
-    unprojects the masked pixels with them (:mod:`dynsplat_ns.models.dynamic_seeding`)."""
+    unprojects the masked pixels with them (:mod:`dynsplat_ns.priors.dynamic_seeds`)."""
     metadata = outputs.metadata or {}
     files = metadata.get("motion_mask_filenames")
     if not files:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from dynsplat_ns.models.checkpoint_state import FrameAxes, ResumeInfo, RowMap, adapt_state
+from dynsplat_ns.checkpoints.state import FrameAxes, ResumeInfo, RowMap, adapt_state
 
 
 class CheckpointAdaptation:

@@ -1,0 +1,1 @@
+"""Training machinery: trainer, pipeline, datamanager and image cache, cameras per step, ranks."""
