@@ -1,9 +1,11 @@
-"""Rotation helpers in pure torch: 6D ↔ matrix, matrix → quaternion (wxyz), quaternion product."""
+"""Rotation and rigid-motion helpers in pure torch: 6D ↔ matrix, matrix → quaternion (wxyz), quaternion product,
+se(3) offsets composed onto camera poses."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from torch import Tensor
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -55,3 +57,20 @@ def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
         ],
         dim=-1,
     )
+
+
+def se3_matrices(tangent: Tensor) -> Tensor:
+    """[K, 6] (translation, axis-angle) → [K, 4, 4] rigid transforms; exactly the identity for a zero vector."""
+    rt = exp_map_SO3xR3(tangent)  # [K, 3, 4]
+    bottom = torch.zeros(rt.shape[0], 1, 4, dtype=rt.dtype, device=rt.device)
+    bottom[..., 3] = 1.0
+    return torch.cat([rt, bottom], dim=1)
+
+
+def compose(c2w: Tensor, offsets: Tensor) -> Tensor:
+    """``c2w @ exp(offset)`` for each of ``offsets`` [K, 6]: poses [K, 3, 4] moved in the camera's own frame."""
+    base = c2w.reshape(3, 4)
+    delta = se3_matrices(offsets.to(base.dtype))  # [K, 4, 4]
+    rot = base[:, :3] @ delta[:, :3, :3]  # [K, 3, 3]
+    trans = (base[:, :3] @ delta[:, :3, 3:4]).squeeze(-1) + base[:, 3]  # [K, 3]
+    return torch.cat([rot, trans[..., None]], dim=-1)

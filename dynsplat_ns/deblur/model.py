@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -65,6 +65,7 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
 
     _target: type = field(default_factory=lambda: DeblurSplatModel)
     """Model class to instantiate."""
+    test_split_reason: ClassVar[str] = "dynsplat-deblur scores its sharp renders against the test split"
     motion: MotionChoice = field(default_factory=ShapeOfMotionConfig)
     """Motion component that moves the canonical Gaussians to the camera's time (Shape-of-Motion bases, as
     Deblur4DGS; ``--pipeline.model.motion hexplane`` etc. switches it, see DynamicSplatModelConfig.motion)."""

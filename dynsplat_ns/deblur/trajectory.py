@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from torch import Tensor, nn
+
+from dynsplat_ns.rotations import compose
 
 TrajectoryKind = Literal["linear", "spline"]
 #: Control knots per image of each trajectory kind.
@@ -45,14 +46,6 @@ def interpolation_weights(kind: TrajectoryKind, u: Tensor) -> Tensor:
             [(1 - u) ** 3, 3 * u3 - 6 * u2 + 4, -3 * u3 + 3 * u2 + 3 * u + 1, u3], dim=-1
         ) / 6.0  # fmt: skip
     raise ValueError(f"unknown trajectory kind {kind!r} (use 'linear' or 'spline')")
-
-
-def se3_matrices(tangent: Tensor) -> Tensor:
-    """[K, 6] (translation, axis-angle) → [K, 4, 4] rigid transforms; exactly the identity for a zero vector."""
-    rt = exp_map_SO3xR3(tangent)  # [K, 3, 4]
-    bottom = torch.zeros(rt.shape[0], 1, 4, dtype=rt.dtype, device=rt.device)
-    bottom[..., 3] = 1.0
-    return torch.cat([rt, bottom], dim=1)
 
 
 class ExposureTrajectory(nn.Module):
@@ -105,12 +98,3 @@ class ExposureTrajectory(nn.Module):
         u = torch.tensor([0.0, 1.0], device=self.knots.device, dtype=self.knots.dtype)
         ends = self._weights(u) @ self.knots[image_index]  # [..., 2, 6]
         return ends[..., 0, :], ends[..., 1, :]
-
-
-def compose(c2w: Tensor, offsets: Tensor) -> Tensor:
-    """``c2w @ exp(offset)`` for each of ``offsets`` [K, 6]: poses [K, 3, 4] moved in the camera's own frame."""
-    base = c2w.reshape(3, 4)
-    delta = se3_matrices(offsets.to(base.dtype))  # [K, 4, 4]
-    rot = base[:, :3] @ delta[:, :3, :3]  # [K, 3, 3]
-    trans = (base[:, :3] @ delta[:, :3, 3:4]).squeeze(-1) + base[:, 3]  # [K, 3]
-    return torch.cat([rot, trans[..., None]], dim=-1)

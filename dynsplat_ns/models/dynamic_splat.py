@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 import torch
 from gsplat.strategy import DefaultStrategy
@@ -52,6 +52,8 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
 
     _target: type = field(default_factory=lambda: DynamicSplatModel)
     """Model class to instantiate."""
+    #: Why this model needs the data's test split (None: it does not); turns a missing split into an error saying so.
+    test_split_reason: ClassVar[str | None] = None
     motion: MotionChoice = field(default_factory=StaticMotionConfig)
     """Motion component that moves the Gaussians to the camera's time; any method can switch it on the command line:
     ``--pipeline.model.motion {som,hexplane,marbles,static}``, then that model's flags (motion/choice.py)."""

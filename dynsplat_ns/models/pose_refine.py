@@ -6,7 +6,7 @@ scene. As BAD-Gaussians' gsplat branch does for its novel-view numbers, each tes
 optimised for N Adam steps against the test image with the scene frozen, and is scored again at the corrected pose.
 
 The correction is a 6-vector (translation, axis-angle rotation) in the camera's own frame, applied as
-``c2w @ exp(delta)`` to nerfstudio's OpenGL camera-to-world (:func:`dynsplat_ns.deblur.trajectory.compose`, the same
+``c2w @ exp(delta)`` to nerfstudio's OpenGL camera-to-world (:func:`dynsplat_ns.rotations.compose`, the same
 map as the deblur exposure trajectories); it starts at zero, so step 0 renders the unrefined pose. The render is the
 model's own differentiable ``get_outputs`` in eval mode (the deterministic eval background, the camera's time and
 metadata kept); every model parameter has ``requires_grad`` off meanwhile, so nothing flows into the scene, no
@@ -33,8 +33,8 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from torch import Tensor
 
-from dynsplat_ns.deblur.trajectory import compose
 from dynsplat_ns.models.metrics import REGION_METRICS
+from dynsplat_ns.rotations import compose
 
 #: Prefix of the metrics of refined views in ``ns-eval`` results (``refined_psnr``, ``refined_masked_psnr``, ...).
 REFINED_PREFIX = "refined_"

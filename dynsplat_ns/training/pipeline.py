@@ -20,7 +20,6 @@ from nerfstudio.utils.rich_utils import CONSOLE
 
 from dynsplat_ns.checkpoints.state import ResumeInfo, RowMap
 from dynsplat_ns.compat import allow_nerfstudio_checkpoints
-from dynsplat_ns.deblur.checks import explain_missing_test_split
 from dynsplat_ns.errors import exit_on_user_error
 from dynsplat_ns.models.metrics import (
     REGION_MASKS,
@@ -30,6 +29,7 @@ from dynsplat_ns.models.metrics import (
     undistort_mask,
 )
 from dynsplat_ns.models.pose_refine import REFINED_REGION_METRICS, refined_metrics
+from dynsplat_ns.training.split_checks import explain_missing_test_split
 from dynsplat_ns.video import ensure_ffmpeg_for_ns_render
 from dynsplat_ns.viewer import DynsplatViewerControl, use_saved_viewer_host
 
@@ -151,7 +151,7 @@ class DynsplatPipeline(VanillaPipeline):
         # the ranks are kept in step by dynsplat_ns.training.distributed (gradient averaging, synchronised
         # densification).
         world_size = int(kwargs.pop("world_size", 1))
-        with exit_on_user_error(), explain_missing_test_split(config):  # dynsplat-deblur needs a test split
+        with exit_on_user_error(), explain_missing_test_split(config):  # e.g. dynsplat-deblur needs a test split
             super().__init__(config, device, test_mode=test_mode, world_size=1, **kwargs)
         self.world_size = world_size
         if getattr(self.datamanager.config, "cameras_per_step", 1) > 1:  # screen-size statistic: max over the views

@@ -11,11 +11,11 @@ import torch
 from model_helpers import load_split, make_model
 from quick_train import quick_train
 
-from dynsplat_ns.deblur.trajectory import compose
 from dynsplat_ns.method_configs.common import gaussian_optimizers
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 from dynsplat_ns.models.pose_refine import refine_camera, refine_offset, with_pose
 from dynsplat_ns.motion.static import StaticMotionConfig
+from dynsplat_ns.rotations import compose
 from dynsplat_ns.scenes import dnerf
 
 #: A known camera-frame offset (translation, axis-angle): ~0.04 scene units and ~1.6° for cameras ~4 units away.

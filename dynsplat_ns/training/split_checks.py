@@ -1,11 +1,12 @@
-"""Input checks of ``dynsplat-deblur`` that run when its pipeline is set up, before training starts.
+"""Input checks that run when a pipeline is set up, before training starts: a model that needs a test split.
 
-``dynsplat-deblur`` trains on blurry images and is scored by its sharp renders against the test split (D2RF: the
-all-in-focus right views). Data without a test split (e.g. ``dynsplat-d2rf --llffhold 1``, a D-NeRF folder without
+A model config says why it needs the data's test split with a ``test_split_reason`` (``dynsplat-deblur`` trains on
+blurry images and is scored by its sharp renders against the test split, e.g. D2RF's all-in-focus right views). Data
+without a test split (e.g. ``dynsplat-d2rf --llffhold 1``, a D-NeRF folder without
 ``transforms_val.json``/``transforms_test.json``) fails in the dataparser with a
 :class:`~dynsplat_ns.dataparsers.errors.MissingSplitError`; :func:`explain_missing_test_split` turns it into one error
-that says why this method needs the split and which option gives it one (the generic message is kept for other
-methods).
+that says why the model needs the split and which option gives it one (the generic message is kept for models that
+do not need one).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def split_hint(dataparser_config: Any) -> str:
 
 @contextmanager
 def explain_missing_test_split(pipeline_config: Any) -> Iterator[None]:
-    """Around the pipeline's setup: a :class:`MissingSplitError` of an eval split, with a ``dynsplat-deblur`` model,
-    becomes one :class:`DataParserError` naming the same file that says what the method needs and how to get it.
+    """Around the pipeline's setup: a :class:`MissingSplitError` of an eval split, with a model whose config has a
+    ``test_split_reason``, becomes one :class:`DataParserError` naming the same file that says why the model needs
+    the split and how to get one.
 
     Args:
         pipeline_config: The pipeline config being set up (its ``model`` and ``datamanager.dataparser``).
@@ -59,13 +61,11 @@ def explain_missing_test_split(pipeline_config: Any) -> Iterator[None]:
     try:
         yield
     except MissingSplitError as err:
-        from dynsplat_ns.deblur.model import DeblurSplatModelConfig
-
-        if err.split == "train" or not isinstance(getattr(pipeline_config, "model", None), DeblurSplatModelConfig):
+        reason = getattr(getattr(pipeline_config, "model", None), "test_split_reason", None)
+        if err.split == "train" or not reason:
             raise
         dataparser = getattr(getattr(pipeline_config, "datamanager", None), "dataparser", None)
         raise DataParserError(
             err.path,
-            f"dynsplat-deblur scores its sharp renders against the test split, and this data has none "
-            f"({err.problem}); give it test views with {split_hint(dataparser)}",
+            f"{reason}, and this data has none ({err.problem}); give it test views with {split_hint(dataparser)}",
         ) from err
