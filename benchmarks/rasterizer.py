@@ -76,7 +76,7 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None, 
     if threads:
         torch.set_num_threads(threads)
 
-    from dynsplat_ns.render import BlockOptions, rasterize
+    from dynsplat_ns.render import BlockOptions, RasterSettings, rasterize
     from dynsplat_ns.render.dense_reference import dense_composite_pixels
     from dynsplat_ns.render.projection import project_gaussians
     from dynsplat_ns.render.torch_backend import rasterize_torch
@@ -101,7 +101,8 @@ def worker(renderer: str, n: int, size: int, repeats: int, threads: int | None, 
     elif renderer == "torch":
         torch_options = BlockOptions(**(options or {}))
         stats: dict = {}
-        rasterize_torch(*params, viewmats, ks, size, size, options=torch_options, stats=stats)
+        settings = RasterSettings(width=size, height=size, backend="torch", torch_options=torch_options)
+        rasterize_torch(*params, viewmats, ks, settings=settings, stats=stats)
         out.update(stats)
 
         def step():

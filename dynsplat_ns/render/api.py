@@ -7,8 +7,9 @@ from typing import Any
 from torch import Tensor
 
 from dynsplat_ns.render.options import BlockOptions
+from dynsplat_ns.render.settings import RasterSettings
 from dynsplat_ns.render.torch_backend import rasterize_torch
-from dynsplat_ns.render.validation import check_inputs, check_torch_options
+from dynsplat_ns.render.validation import check_inputs
 
 __all__ = ["rasterize", "resolve_backend"]
 
@@ -72,6 +73,9 @@ def rasterize(
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Rasterize 3D Gaussians into C pinhole cameras, with gsplat 1.4.0's ``rasterization`` conventions.
 
+    The options (everything but the tensors) become one :class:`dynsplat_ns.render.RasterSettings`, validated once,
+    which is all the backends read (the compiled backend's pixel block keeps its default here).
+
     Args:
         means: Centres. [N, 3]
         quats: Rotations, wxyz, normalised internally. [N, 4]
@@ -108,31 +112,31 @@ def rasterize(
         ValueError: on malformed inputs, an unknown mode/backend, or backend "gsplat" without CUDA.
         TypeError: when ``torch_options`` is neither None nor a :class:`BlockOptions`.
     """
-    check_inputs(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds, render_mode,
-        backend, rasterize_mode,
-    )
-    check_torch_options(torch_options)
-    chosen = resolve_backend(backend, means.device.type)
-    dtype = means.dtype
-    args = [t.to(dtype) for t in (means, quats, scales, opacities, colors, viewmats, Ks)]
-    kwargs: dict[str, Any] = dict(
+    settings = RasterSettings(  # every option, validated once; the backends read only this
+        width=width,
+        height=height,
         sh_degree=sh_degree,
-        backgrounds=None if backgrounds is None else backgrounds.to(dtype),
         render_mode=render_mode,
         near_plane=near_plane,
         far_plane=far_plane,
         eps2d=eps2d,
         absgrad=absgrad,
+        backend=backend,
         rasterize_mode=rasterize_mode,
+        torch_options=torch_options,
     )
+    check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, settings)
+    chosen = resolve_backend(settings.backend, means.device.type)
+    dtype = means.dtype
+    tensors = [t.to(dtype) for t in (means, quats, scales, opacities, colors, viewmats, Ks)]  # gsplat's order
+    tensors.append(None if backgrounds is None else backgrounds.to(dtype))
     if chosen == "gsplat":
         from dynsplat_ns.render.gsplat_backend import rasterize_gsplat  # lazy: keeps gsplat off CPU paths
 
-        return rasterize_gsplat(*args, width, height, **kwargs)
+        return rasterize_gsplat(*tensors, settings=settings)
     if chosen == "cpp":
         from dynsplat_ns.render.compiled_backend import COMPILED_DTYPES, rasterize_compiled
 
-        if dtype in COMPILED_DTYPES or backend == "cpp":  # auto: other dtypes (e.g. half) stay on torch
-            return rasterize_compiled(*args, width, height, **kwargs)
-    return rasterize_torch(*args, width, height, **kwargs, options=torch_options)
+        if dtype in COMPILED_DTYPES or settings.backend == "cpp":  # auto: other dtypes (e.g. half) stay on torch
+            return rasterize_compiled(*tensors, settings=settings)
+    return rasterize_torch(*tensors, settings=settings)

@@ -26,18 +26,18 @@ from torch.autograd.function import once_differentiable
 from dynsplat_ns.kernels.cpu import load_cpu_kernels
 from dynsplat_ns.render.features import finish_render
 from dynsplat_ns.render.meta import make_meta
+from dynsplat_ns.render.options import DEFAULT_COMPILED_BLOCK
 from dynsplat_ns.render.projection import project_gaussians
 from dynsplat_ns.render.projection_compiled import project_compiled
 from dynsplat_ns.render.rules import TILE_SIZE
+from dynsplat_ns.render.settings import RasterSettings
 from dynsplat_ns.render.torch_backend import composite_inputs
 
 __all__ = ["COMPILED_DTYPES", "DEFAULT_COMPILED_BLOCK", "composite_compiled", "rasterize_compiled"]
 
 #: Dtypes the compiled kernels handle.
 COMPILED_DTYPES = (torch.float32, torch.float64)
-#: Pixel block side of the compiled compositor (any divisor of 16 gives the same result). Measured fwd+bwd, 1 thread:
-#: 50k Gaussians of ~1 px std @ 128^2: block 4 / 8 / 16 = 101 / 113 / 214 ms; 10k of ~3 px std: 46 / 37 / 63 ms.
-DEFAULT_COMPILED_BLOCK = 8
+# DEFAULT_COMPILED_BLOCK (re-exported here) lives in options.py, the default of RasterSettings.compiled_block.
 
 
 def _kernels():
@@ -164,20 +164,11 @@ def rasterize_compiled(
     colors: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
-    width: int,
-    height: int,
-    *,
-    sh_degree: int | None = None,
     backgrounds: Tensor | None = None,
-    render_mode: str = "RGB",
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    eps2d: float = 0.3,
-    absgrad: bool = False,
-    rasterize_mode: str = "classic",
-    block: int = DEFAULT_COMPILED_BLOCK,
+    *,
+    settings: RasterSettings,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-    """Render with the compiled CPU backend; arguments as :func:`dynsplat_ns.render.rasterize` (validated there).
+    """Render with the compiled CPU backend; inputs as :func:`dynsplat_ns.render.rasterize` (validated there).
 
     Args:
         means: [N, 3]
@@ -187,17 +178,9 @@ def rasterize_compiled(
         colors: [(C,) N, D] or SH [(C,) N, K, 3]
         viewmats: [C, 4, 4]
         Ks: [C, 3, 3]
-        width: Image width.
-        height: Image height.
-        sh_degree: SH degree or None.
         backgrounds: [C, D] or None.
-        render_mode: See :data:`dynsplat_ns.render.features.RENDER_MODES`.
-        near_plane: Near culling plane.
-        far_plane: Far culling plane.
-        eps2d: 2D blur.
-        absgrad: Fill ``meta["means2d"].absgrad`` during backward.
-        rasterize_mode: "classic" or "antialiased".
-        block: Pixel block side of the compositor (divides 16; speed only, never the result).
+        settings: Image size and options; ``settings.compiled_block`` is the compositor's pixel block side (speed
+            only, never the result), ``backend`` and ``torch_options`` are not read.
 
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1], meta)`` with ``meta["backend"] == "cpp"``.
@@ -210,13 +193,15 @@ def rasterize_compiled(
         raise ValueError(
             f"rasterize: backend='cpp' needs float32/float64 CPU tensors, got {means.dtype} on {means.device.type}"
         )
-    inputs = (means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, backgrounds)
-    inputs += (render_mode, near_plane, far_plane, eps2d, rasterize_mode)
     project = project_gaussians if Ks.requires_grad else project_compiled  # C++ projection: no Ks gradient
-    proj, opac, feats, bgs = composite_inputs(*inputs, project=project)
-    render, alpha = composite_compiled(
-        proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height, absgrad, block
+    proj, opac, feats, bgs = composite_inputs(
+        means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, settings, project=project
     )
-    render = finish_render(render, alpha, render_mode)
+    width, height, absgrad = settings.width, settings.height, settings.absgrad
+    render, alpha = composite_compiled(
+        proj.means2d, proj.conics, opac, feats, bgs, proj.depths, proj.radii, width, height, absgrad,
+        settings.compiled_block,
+    )
+    render = finish_render(render, alpha, settings.render_mode)
     meta = make_meta("cpp", proj.radii, proj.means2d, proj.depths, proj.conics, opac, width, height, absgrad)
     return render, alpha, meta

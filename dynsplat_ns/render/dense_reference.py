@@ -18,6 +18,7 @@ from torch.utils.checkpoint import checkpoint
 from dynsplat_ns.render.features import composite_features, finish_render, gaussian_colors
 from dynsplat_ns.render.projection import project_gaussians
 from dynsplat_ns.render.rules import ALPHA_MAX, ALPHA_MIN, T_MIN, TILE_SIZE
+from dynsplat_ns.render.settings import RasterSettings
 
 __all__ = ["dense_composite_pixels", "dense_rasterize"]
 
@@ -90,15 +91,9 @@ def dense_rasterize(
     colors: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
-    width: int,
-    height: int,
-    *,
-    sh_degree: int | None = None,
     backgrounds: Tensor | None = None,
-    render_mode: str = "RGB",
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    eps2d: float = 0.3,
+    *,
+    settings: RasterSettings,
     pixel_chunk: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Dense twin of :func:`dynsplat_ns.render.rasterize` (classic mode, inputs assumed valid).
@@ -111,25 +106,28 @@ def dense_rasterize(
         colors: [(C,) N, D] or SH [(C,) N, K, 3]
         viewmats: [C, 4, 4]
         Ks: [C, 3, 3]
-        width: Image width.
-        height: Image height.
-        sh_degree: SH degree or None.
         backgrounds: [C, D] or None.
-        render_mode: "RGB", "D", "ED", "RGB+D" or "RGB+ED".
-        near_plane: Near culling plane.
-        far_plane: Far culling plane.
-        eps2d: 2D blur.
+        settings: Image size and options; ``rasterize_mode`` must be "classic". ``absgrad``, ``backend``,
+            ``torch_options`` and ``compiled_block`` are not read (no ``meta`` here).
         pixel_chunk: If set, pixels are processed in chunks of this size under activation checkpointing, so the
             autograd graph does not hold the [Gaussians, chunk] grids (the backward recomputes each chunk).
 
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1])``.
+
+    Raises:
+        ValueError: for ``settings.rasterize_mode != "classic"`` (the reference has no antialiasing).
     """
+    if settings.rasterize_mode != "classic":
+        mode = settings.rasterize_mode
+        raise ValueError(f"dense_rasterize: only rasterize_mode='classic' is supported, got {mode!r}")
+    width, height, render_mode = settings.width, settings.height, settings.render_mode
     proj = project_gaussians(
-        means, quats, scales, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane
+        means, quats, scales, viewmats, Ks, width, height, eps2d=settings.eps2d, near_plane=settings.near_plane,
+        far_plane=settings.far_plane,
     )
     n_cams, n_pix = viewmats.shape[0], width * height
-    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, sh_degree)
+    rgb = None if render_mode in ("D", "ED") else gaussian_colors(means, colors, viewmats, settings.sh_degree)
     feats, bgs = composite_features(rgb, proj.depths, backgrounds, render_mode)  # [C, N, D'], [C, D']
     opac = opacities[None, :].expand(n_cams, -1)  # [C, N]
     chunk = pixel_chunk or n_pix

@@ -11,6 +11,7 @@ from typing import Any
 from torch import Tensor
 
 from dynsplat_ns.render.meta import make_meta
+from dynsplat_ns.render.settings import RasterSettings
 
 __all__ = ["rasterize_gsplat"]
 
@@ -23,17 +24,9 @@ def rasterize_gsplat(
     colors: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
-    width: int,
-    height: int,
-    *,
-    sh_degree: int | None = None,
     backgrounds: Tensor | None = None,
-    render_mode: str = "RGB",
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
-    eps2d: float = 0.3,
-    absgrad: bool = False,
-    rasterize_mode: str = "classic",
+    *,
+    settings: RasterSettings,
 ) -> tuple[Tensor, Tensor, dict[str, Any]]:
     """Render with gsplat's CUDA kernels. Inputs must be CUDA tensors (checked by the caller).
 
@@ -45,16 +38,9 @@ def rasterize_gsplat(
         colors: [(C,) N, D] or SH [(C,) N, K, 3]
         viewmats: [C, 4, 4]
         Ks: [C, 3, 3]
-        width: Image width.
-        height: Image height.
-        sh_degree: SH degree or None.
         backgrounds: [C, D] or None.
-        render_mode: "RGB", "D", "ED", "RGB+D" or "RGB+ED".
-        near_plane: Near culling plane.
-        far_plane: Far culling plane.
-        eps2d: 2D blur.
-        absgrad: Fill ``meta["means2d"].absgrad`` during backward.
-        rasterize_mode: "classic" or "antialiased".
+        settings: Image size and gsplat's options; ``backend``, ``torch_options`` and ``compiled_block`` are not
+            read.
 
     Returns:
         ``(render [C, H, W, D'], alpha [C, H, W, 1], meta)``.
@@ -69,20 +55,20 @@ def rasterize_gsplat(
         colors=colors,
         viewmats=viewmats,
         Ks=Ks,
-        width=width,
-        height=height,
-        near_plane=near_plane,
-        far_plane=far_plane,
-        eps2d=eps2d,
-        sh_degree=sh_degree,
+        width=settings.width,
+        height=settings.height,
+        near_plane=settings.near_plane,
+        far_plane=settings.far_plane,
+        eps2d=settings.eps2d,
+        sh_degree=settings.sh_degree,
         packed=False,
         backgrounds=backgrounds,
-        render_mode=render_mode,
-        absgrad=absgrad,
-        rasterize_mode=rasterize_mode,
+        render_mode=settings.render_mode,
+        absgrad=settings.absgrad,
+        rasterize_mode=settings.rasterize_mode,
     )
     meta = make_meta(
         "gsplat", info["radii"], info["means2d"], info["depths"], info["conics"], info["opacities"],
-        width, height, absgrad,
+        settings.width, settings.height, settings.absgrad,
     )
     return render, alpha, meta

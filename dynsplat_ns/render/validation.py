@@ -1,4 +1,8 @@
-"""Input checks for :func:`dynsplat_ns.render.rasterize`, raising clear ``ValueError``s."""
+"""Checks of :func:`dynsplat_ns.render.rasterize`'s tensors against a settings value (:func:`check_inputs`).
+
+The options themselves are checked once, when their :class:`~dynsplat_ns.render.settings.RasterSettings` is built
+(:func:`dynsplat_ns.render.settings.check_settings`). Both raise a clear ``ValueError`` on the first problem.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from dynsplat_ns.render.features import RENDER_MODES
-from dynsplat_ns.render.options import BlockOptions
-from dynsplat_ns.render.sh import MAX_SH_DEGREE, num_sh_bases
+from dynsplat_ns.render.settings import BACKENDS, RASTERIZE_MODES, RasterSettings
+from dynsplat_ns.render.sh import num_sh_bases
 
-__all__ = ["BACKENDS", "RASTERIZE_MODES", "check_inputs", "check_torch_options"]
-
-BACKENDS = ("auto", "torch", "gsplat", "cpp")
-RASTERIZE_MODES = ("classic", "antialiased")
+__all__ = ["BACKENDS", "RASTERIZE_MODES", "check_inputs"]
 
 
 def _shape_error(name: str, tensor: Tensor, expected: str) -> ValueError:
@@ -38,42 +38,27 @@ def check_inputs(
     colors: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
-    width: int,
-    height: int,
-    sh_degree: int | None,
     backgrounds: Tensor | None,
-    render_mode: str,
-    backend: str,
-    rasterize_mode: str,
+    settings: RasterSettings,
 ) -> None:
-    """Validate shapes, options and devices; raise ``ValueError`` with a precise message on the first problem.
+    """Validate the tensors' shapes, dtypes and devices against (already validated) settings.
 
     Args:
         means: [N, 3]
         quats: [N, 4]
         scales: [N, 3]
         opacities: [N]
-        colors: [(C,) N, D] when ``sh_degree`` is None, else [(C,) N, K, 3] with K >= (sh_degree + 1) ** 2.
+        colors: [(C,) N, D] when ``settings.sh_degree`` is None, else [(C,) N, K, 3] with
+            K >= (sh_degree + 1) ** 2.
         viewmats: [C, 4, 4]
         Ks: [C, 3, 3]
-        width: Positive int.
-        height: Positive int.
-        sh_degree: None or 0..3.
         backgrounds: None or [C, D] (D = 3 with SH).
-        render_mode: One of RENDER_MODES.
-        backend: One of BACKENDS.
-        rasterize_mode: One of RASTERIZE_MODES.
-    """
-    if render_mode not in RENDER_MODES:
-        raise ValueError(f"rasterize: unknown render_mode {render_mode!r}; expected one of {RENDER_MODES}")
-    if backend not in BACKENDS:
-        raise ValueError(f"rasterize: unknown backend {backend!r}; expected one of {BACKENDS}")
-    if rasterize_mode not in RASTERIZE_MODES:
-        raise ValueError(f"rasterize: unknown rasterize_mode {rasterize_mode!r}; expected one of {RASTERIZE_MODES}")
-    for name, value in (("width", width), ("height", height)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"rasterize: `{name}` must be a positive int, got {value!r}")
+        settings: The options; only ``sh_degree`` matters here.
 
+    Raises:
+        ValueError: with a precise message on the first problem.
+    """
+    sh_degree = settings.sh_degree
     _check_shape("means", means, (None, 3), "[N, 3]")
     n = means.shape[0]
     _check_shape("quats", quats, (n, 4), f"[N, 4] with N={n}")
@@ -93,10 +78,6 @@ def check_inputs(
             raise _shape_error("colors", colors, f"[N, D] or [C, N, D] with C={c}, N={n}, D>0 (sh_degree=None)")
         n_channels = colors.shape[-1]
     else:
-        if isinstance(sh_degree, bool) or not isinstance(sh_degree, int) or not 0 <= sh_degree <= MAX_SH_DEGREE:
-            raise ValueError(
-                f"rasterize: `sh_degree` must be None or an int in [0, {MAX_SH_DEGREE}], got {sh_degree!r}"
-            )
         need = num_sh_bases(sh_degree)
         ok = (colors.dim() == 3 and colors.shape[0] == n) or (colors.dim() == 4 and colors.shape[:2] == (c, n))
         if not ok or colors.shape[-1] != 3 or colors.shape[-2] < need:
@@ -117,15 +98,3 @@ def check_inputs(
         if tensor.device != means.device:
             raise ValueError(f"rasterize: `{name}` is on {tensor.device} but `means` is on {means.device}")
 
-
-def check_torch_options(options: object) -> None:
-    """``options`` must be None or a :class:`BlockOptions` (whose own checks ran when it was built).
-
-    Raises:
-        TypeError: for anything else (e.g. a dict of sizes).
-    """
-    if options is not None and not isinstance(options, BlockOptions):
-        raise TypeError(
-            f"rasterize: `torch_options` must be None or a dynsplat_ns.render.BlockOptions, got "
-            f"{type(options).__name__} (build one with BlockOptions(block_size=..., chunk_size=..., ...))"
-        )

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import Tensor
 
+from dynsplat_ns.render import RasterSettings
+
 
 def look_at_viewmat(eye, target, dtype=torch.float64) -> Tensor:
     """World-to-camera matrix (OpenCV: x right, y down, z forward) looking from ``eye`` at ``target``. [4, 4]"""
@@ -80,6 +82,23 @@ def random_scene(
 
 
 GRAD_KEYS = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
+#: The tensors a backend takes, in its positional order (the rest of a scene goes into RasterSettings).
+TENSOR_KEYS = ("means", "quats", "scales", "opacities", "colors", "viewmats", "Ks", "backgrounds")
+
+
+def backend_args(scene: dict[str, object], **options) -> tuple[dict[str, Tensor | None], RasterSettings]:
+    """A scene (keyword arguments of ``rasterize``) as a backend's inputs: its tensors and one settings value.
+
+    Args:
+        scene: As returned by :func:`random_scene` or :func:`with_grads`.
+        **options: Further :class:`RasterSettings` fields (render_mode, absgrad, torch_options, compiled_block, ...).
+
+    Returns:
+        ``(tensors, settings)`` for ``backend(**tensors, settings=settings)``.
+    """
+    tensors = {key: scene.get(key) for key in TENSOR_KEYS}
+    options = {"sh_degree": scene.get("sh_degree"), **options}
+    return tensors, RasterSettings(width=scene["width"], height=scene["height"], **options)
 
 
 def with_grads(scene: dict[str, object], keys=GRAD_KEYS) -> dict[str, object]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from rasterize_testkit import intrinsics
 
-from dynsplat_ns.render import rasterize
+from dynsplat_ns.render import RasterSettings, rasterize
 from dynsplat_ns.render.dense_reference import dense_rasterize
 
 W = H = 21
@@ -103,7 +103,7 @@ def test_early_stop_rule_matches_gsplat(renderer):
     if renderer == "torch":
         render, alpha, _ = rasterize(*args, backgrounds=bg, backend="torch")
     else:
-        render, alpha = dense_rasterize(*args, backgrounds=bg)
+        render, alpha = dense_rasterize(*args[:7], bg, settings=RasterSettings(width=W, height=H))
     t_left = 0.05**3
     expected = torch.tensor([0.95, 0.05 * 0.95, 0.05**2 * 0.95, 0.0, 0.0], dtype=dtype) + 2.0 * t_left
     torch.testing.assert_close(render[0, 10, 10], expected, rtol=0, atol=1e-12)

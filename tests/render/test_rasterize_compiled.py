@@ -14,7 +14,7 @@ import warnings
 
 import pytest
 import torch
-from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
+from rasterize_testkit import GRAD_KEYS, backend_args, random_scene, with_grads
 
 from dynsplat_ns.kernels import cpu as cpu_kernels
 from dynsplat_ns.render import RENDER_MODES, rasterize
@@ -31,7 +31,8 @@ def _grads(render, alpha, scene, cot_render, cot_alpha):
 def _run(scene, render_mode="RGB", **kwargs):
     leaves = with_grads(scene)
     if kwargs.pop("dense", False):
-        render, alpha = dense_rasterize(**leaves, render_mode=render_mode)
+        tensors, settings = backend_args(leaves, render_mode=render_mode)
+        render, alpha = dense_rasterize(**tensors, settings=settings)
         return render, alpha, leaves, None
     render, alpha, meta = rasterize(**leaves, render_mode=render_mode, **kwargs)
     return render, alpha, leaves, meta
@@ -43,7 +44,8 @@ def _compare(scene, render_mode="RGB", rtol=1e-9, atol=1e-9, grad_scale=False, b
         runs = {"cpp": _run(scene, render_mode, backend="cpp", **kwargs)}
     else:
         leaves = with_grads(scene)
-        render, alpha, meta = rasterize_compiled(**leaves, render_mode=render_mode, block=block, **kwargs)
+        tensors, settings = backend_args(leaves, render_mode=render_mode, compiled_block=block, **kwargs)
+        render, alpha, meta = rasterize_compiled(**tensors, settings=settings)
         runs = {"cpp": (render, alpha, leaves, meta)}
     runs["torch"] = _run(scene, render_mode, backend="torch", **kwargs)
     if kwargs.get("rasterize_mode", "classic") == "classic":
@@ -196,7 +198,8 @@ def test_degenerate_scenes(kernels, case):
         scene["Ks"][:, :2, 2] = 0.5
     leaves = with_grads(scene)
     render, alpha, meta = rasterize(**leaves, render_mode="RGB+ED", backend="cpp")
-    render_d, alpha_d = dense_rasterize(**scene, render_mode="RGB+ED")
+    tensors, settings = backend_args(scene, render_mode="RGB+ED")
+    render_d, alpha_d = dense_rasterize(**tensors, settings=settings)
     torch.testing.assert_close(render, render_d, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(alpha, alpha_d, rtol=1e-9, atol=1e-9)
     (render.sum() + alpha.sum()).backward()

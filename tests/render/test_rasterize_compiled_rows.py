@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
+from rasterize_testkit import GRAD_KEYS, backend_args, random_scene, with_grads
 
 from dynsplat_ns.render.compiled_backend import rasterize_compiled
 
@@ -22,7 +22,8 @@ def _crowded(dtype, width=21, height=13):
 
 def _render_and_grads(scene, render_mode, block, absgrad):
     leaves = with_grads(scene)
-    render, alpha, meta = rasterize_compiled(**leaves, render_mode=render_mode, block=block, absgrad=absgrad)
+    tensors, settings = backend_args(leaves, render_mode=render_mode, compiled_block=block, absgrad=absgrad)
+    render, alpha, meta = rasterize_compiled(**tensors, settings=settings)
     meta["means2d"].retain_grad()
     gen = torch.Generator().manual_seed(2)
     cot = torch.randn(render.shape, generator=gen, dtype=render.dtype)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
+from rasterize_testkit import GRAD_KEYS, backend_args, random_scene, with_grads
 
 from dynsplat_ns.render import BlockOptions, rasterize
 from dynsplat_ns.render.torch_backend import rasterize_torch
@@ -59,7 +59,8 @@ def test_options_change_the_work_but_not_renders_or_gradients():
     for name, options in variants.items():
         stats: dict = {}
         with torch.no_grad():
-            rasterize_torch(**scene, render_mode="RGB", options=options, stats=stats)
+            tensors, settings = backend_args(scene, render_mode="RGB", torch_options=options)
+            rasterize_torch(**tensors, settings=settings, stats=stats)
         counts[name] = (stats["n_cells"], stats["n_skipped"], stats["n_composited"])
     assert len({c[0] for c in counts.values()}) == 3, f"cells evaluated should differ per option set: {counts}"
     assert counts["tiny chunks"][1] > counts["default"][1], "tiny chunks should skip more entries behind stopped pixels"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from rasterize_testkit import GRAD_KEYS, random_scene, with_grads
+from rasterize_testkit import GRAD_KEYS, backend_args, random_scene, with_grads
 
 from dynsplat_ns.render import RENDER_MODES, BlockOptions, rasterize
 from dynsplat_ns.render.blocks import block_lists, support_boxes
@@ -26,7 +26,8 @@ def _render_both(scene, render_mode, dense_chunk=None, options=None):
     torch_scene = with_grads(scene)
     dense_scene = with_grads(scene)
     render_t, alpha_t, _ = rasterize(**torch_scene, render_mode=render_mode, backend="torch", torch_options=options)
-    render_d, alpha_d = dense_rasterize(**dense_scene, render_mode=render_mode, pixel_chunk=dense_chunk)
+    tensors, settings = backend_args(dense_scene, render_mode=render_mode)
+    render_d, alpha_d = dense_rasterize(**tensors, settings=settings, pixel_chunk=dense_chunk)
     return (render_t, alpha_t, torch_scene), (render_d, alpha_d, dense_scene)
 
 
@@ -116,7 +117,8 @@ def test_crowded_scene_exercises_early_stop_and_matches_dense(chunk):
     scene["opacities"][::3] = 1.0
     scene["scales"] = scene["scales"] * 2.5
     stats: dict = {}
-    rasterize_torch(**scene, render_mode="RGB+D", options=options, stats=stats)
+    tensors, settings = backend_args(scene, render_mode="RGB+D", torch_options=options)
+    rasterize_torch(**tensors, settings=settings, stats=stats)
     if chunk == 2:
         assert stats["n_skipped"] > 0, "stopped blocks should skip the Gaussians behind them"
 
@@ -199,7 +201,8 @@ def test_degenerate_scenes(case):
         scene["Ks"][:, :2, 2] = 0.5
     leaves = with_grads(scene)
     render, alpha, meta = rasterize(**leaves, render_mode="RGB+ED", backend="torch")
-    render_d, alpha_d = dense_rasterize(**scene, render_mode="RGB+ED")
+    tensors, settings = backend_args(scene, render_mode="RGB+ED")
+    render_d, alpha_d = dense_rasterize(**tensors, settings=settings)
     torch.testing.assert_close(render, render_d, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(alpha, alpha_d, rtol=1e-9, atol=1e-9)
     (render.sum() + alpha.sum()).backward()
@@ -269,7 +272,8 @@ def test_opaque_wall_in_front_skips_everything_behind():
     visible_small = int((proj.radii[0, 2:] > 0).sum())
     assert visible_small > 100
     stats: dict = {}
-    rasterize_torch(**scene, render_mode="RGB+D", options=options, stats=stats)
+    tensors, settings = backend_args(scene, render_mode="RGB+D", torch_options=options)
+    rasterize_torch(**tensors, settings=settings, stats=stats)
     assert stats["n_skipped"] >= visible_small  # each small Gaussian is listed in at least one block
     assert stats["n_composited"] == width * height  # the first wall only
 
