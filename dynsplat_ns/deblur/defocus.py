@@ -3,15 +3,10 @@
 A point at camera depth ``z`` seen through a lens focused at ``F`` blurs into a disc of radius
 ``c = aperture · |1/z − 1/F|`` pixels (``aperture`` in pixel·depth units, as the scene generator's
 :mod:`dynsplat_ns.scenes.blur`). Each Gaussian's footprint grows by it: ``c²`` is added to its 2D covariance, and its
-opacity is scaled by ``sqrt(det Σ / det(Σ + c² I))`` so its energy is conserved (as gsplat's antialiased mode does for
-``eps2d``).
-
-It is done on the rasterizer's *inputs*, so it works unchanged on every backend (our CPU ``rasterize()`` and gsplat's
-CUDA ``rasterization``): adding an isotropic 3D variance ``s²`` to a Gaussian ``R S² Rᵀ`` gives ``R (S² + s² I) Rᵀ``,
-i.e. ``scales' = sqrt(scales² + s²)`` exactly, and with ``s = c · z / fx`` its projection adds ``s² J Jᵀ ≈ c² I``
-pixels² (exactly ``c² I`` at the image centre). The opacity compensation uses that projected term and the projected
-2D covariance (:func:`dynsplat_ns.render.projection.project_gaussians`). ``s`` depends on the camera, so each
-(virtual) view is rasterized with its own inputs; the views of one image share focus and aperture.
+opacity is scaled by ``sqrt(det Σ / det(Σ + c² I))`` so its energy is conserved: the Gaussian grows by the isotropic
+3D variance ``s²`` with ``s = c · z / fx``, whose projection adds ``s² J Jᵀ ≈ c² I`` pixels² (exactly ``c² I`` at the
+image centre; :mod:`dynsplat_ns.deblur.growth`). ``s`` depends on the camera, so each (virtual) view is rasterized with
+its own inputs; the views of one image share focus and aperture.
 
 Parameters are scale-free, so one learning rate suits every scene: each image has a reference depth ``z0`` (the median
 depth of the Gaussians in front of the camera at its first training render, saved), the focus is ``F = z0 / q`` with
@@ -21,48 +16,108 @@ identity at initialisation: ``s² = 0`` gives the Gaussians' own scales and opac
 learned rather than ``b`` because ``s²`` is linear in it: its gradient at zero is not zero (the circle of confusion
 enters squared). Its value is ``max(b², 0)`` with the gradient passed straight through, so an aperture pushed below
 zero early (while the scene is still blurry) can open again; the parameter is kept above ``-COC_SQ_FLOOR``.
+
+Evaluation renders sharp, but draws each Gaussian no sharper than the sharpest training view saw it (``eval_filter``
+times its smallest circle of confusion over the training cameras that held it, remembered per image and saved): detail
+finer than that was blurred in every training view, so nothing in the data constrains it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
-from dynsplat_ns.render.projection import project_gaussians
+from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, ViewCamera
+from dynsplat_ns.deblur.growth import NEAR, grow_in_view
 
 #: Lowest value of the b² parameter (pixels²): a closed aperture re-opens within a few steps.
 COC_SQ_FLOOR = 0.25
 #: DefocusBlur's tables of the camera each image was last trained with (for the evaluation filter).
 VIEW_TABLES = ("view_viewmat", "view_camera", "view_time")
-#: Gaussians closer than this (camera z) are culled by the rasterizer; their blur uses depth 1 instead.
-NEAR = 0.01
+#: DefocusBlur's per-image tables besides the aperture (rows follow the images on resume).
+IMAGE_TABLES = ("focus_rel", "ref_depth", *VIEW_TABLES)
+#: Optimizer groups of the aperture (b²) and of the relative inverse focus distances.
+APERTURE_GROUP = "deblur_aperture"
+FOCUS_GROUP = "deblur_focus"
 
 
-class DefocusBlur(nn.Module):
+@dataclass
+class DefocusBlurConfig(BlurComponentConfig):
+    """Defocus: per training image a learnable focus distance and aperture; each Gaussian grows by its circle of
+    confusion in the training views."""
+
+    _target: type = field(default_factory=lambda: DefocusBlur)
+    """Blur component class to instantiate."""
+    shared_aperture: bool = True
+    """One aperture for all training images (one lens for the whole video) instead of one per image."""
+    aperture_lr: float = 0.5
+    """Initial learning rate of the squared aperture b² (pixels²; decays ×0.1 over the run)."""
+    focus_lr: float = 1e-2
+    """Initial learning rate of the per-image relative inverse focus distance (decays ×0.1 over the run)."""
+    eval_filter: float = 1.0
+    """Sharp renders draw each Gaussian no sharper than this times the sharpest training view saw it; 0: off."""
+
+    def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """One exponentially decaying Adam group for the aperture and one for the focus distances."""
+        return {
+            name: {
+                "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * 0.1, max_steps=max_steps),
+            }
+            for name, lr in ((APERTURE_GROUP, self.aperture_lr), (FOCUS_GROUP, self.focus_lr))
+        }
+
+
+class DefocusBlur(BlurComponent):
     """Per-image thin-lens defocus: tables of b² (pixels²), relative inverse focus ``q`` and reference depth ``z0``.
 
     Args:
+        config: its config (shared aperture, rates, evaluation filter).
         num_images: number of training images (the camera optimizer's indexing: ``camera.metadata["cam_idx"]``).
-        shared_aperture: one b² for all images (one lens and aperture for the whole video; it learns from every
-            step) instead of one per image.
+        num_frames: number of training frames (unused: the tables are per image).
     """
 
-    def __init__(self, num_images: int, shared_aperture: bool = False) -> None:
-        super().__init__()
-        n = max(int(num_images), 1)
-        self.shared_aperture = bool(shared_aperture)
-        self.coc_sq = nn.Parameter(torch.zeros(1 if shared_aperture else n))  # [n] or [1] b², pixels² (clamped at 0)
+    config: DefocusBlurConfig
+    grows_gaussians = True
+
+    def __init__(self, config: DefocusBlurConfig, num_images: int = 1, num_frames: int = 1) -> None:
+        super().__init__(config, num_images, num_frames)
+        n = self.num_images
+        self.shared_aperture = bool(config.shared_aperture)
+        self.coc_sq = nn.Parameter(torch.zeros(1 if self.shared_aperture else n))  # [n] or [1] b², pixels² (>= 0)
         self.focus_rel = nn.Parameter(torch.ones(n))  # [n] q: focus distance = z0 / q
         # Each image's reference depth z0, set at its first training render (0: not yet); saved, so a resumed run
         # keeps the scale of the learned values.
         self.register_buffer("ref_depth", torch.zeros(n))
         # The camera each image was last trained with (NaN time: not yet), for the evaluation filter; saved.
-        self.register_buffer("view_viewmat", torch.zeros(n, 4, 4))  # world-to-camera (OpenCV)
-        self.register_buffer("view_camera", torch.zeros(n, 6))  # fx, fy, cx, cy, width, height (pixels)
-        self.register_buffer("view_time", torch.full((n,), math.nan))
+        for name, table in empty_view_tables(n).items():
+            self.register_buffer(name, table)
+        # The evaluation filter's variance and the (Gaussian count, step // 100) it was computed at.
+        self._filter_cache: tuple[tuple[int, int], Tensor | None] | None = None
+
+    # ---- parameters ------------------------------------------------------------------------------------------
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {APERTURE_GROUP: [self.coc_sq], FOCUS_GROUP: [self.focus_rel]}
+
+    def per_image_state_keys(self) -> dict[str, int]:
+        """The relative inverse focus, reference depth and remembered training-camera tables [num_images, ...] and,
+        unless it is shared, the aperture² [num_images]."""
+        keys = {name: 0 for name in IMAGE_TABLES}
+        if not self.shared_aperture:
+            keys["coc_sq"] = 0
+        return keys
+
+    def upgrade_state(self, state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+        """A checkpoint from before the evaluation filter loads with no training camera remembered (the filter stays
+        off until training renders the images again)."""
+        return with_view_tables(state, prefix)
 
     def aperture(self, image: int | Tensor | None = None) -> Tensor:
         """Aperture in pixel·depth units (``c = aperture · |1/z − 1/focus|``), of one image or all [n]."""
@@ -97,6 +152,22 @@ class DefocusBlur(nn.Module):
         if ahead.numel() > 0:
             self.ref_depth[image] = ahead.float().median().to(self.ref_depth)
 
+    def variance(self, image: int, depths: Tensor, K: Tensor) -> Tensor:
+        """The isotropic 3D variance s² [N] (world units²) each Gaussian grows by in a view of image ``image``:
+        ``s = c z / fx`` with ``c = b |z0/z − q|``, so ``s² = b² (z0 − q z)² / fx²``. Sets the image's reference depth
+        at its first view.
+
+        Args:
+            image: the training image (row of the tables).
+            depths: camera depth z [N] of each Gaussian (negative behind the camera).
+            K: the view's intrinsics [3, 3] or [1, 3, 3].
+        """
+        self.maybe_init(image, depths.detach())
+        z0 = self.ref_depth[image].clamp(min=NEAR)
+        zs = torch.where(depths > NEAR, depths, torch.ones_like(depths))
+        fx = K.reshape(3, 3)[0, 0]
+        return self.coc_sq_value(image) * (z0 - self.focus_rel[image] * zs).square() / (fx * fx)  # [N]
+
     def blur_inputs(
         self,
         image: int,
@@ -127,16 +198,44 @@ class DefocusBlur(nn.Module):
             ``(scales' [N, 3], opacities' [N])``, activated; exactly ``(exp(scales), opacities)`` (values and
             gradients) while the aperture is zero.
         """
-        viewmat, K = viewmat.reshape(1, 4, 4), K.reshape(1, 3, 3)
-        proj = project_gaussians(means, quats, torch.exp(scales), viewmat, K, width, height, eps2d=eps2d)
-        z = proj.depths[0]  # [N]
-        self.maybe_init(image, z.detach())
-        z0 = self.ref_depth[image].clamp(min=NEAR)
-        zs = torch.where(z > NEAR, z, torch.ones_like(z))
-        fx = K[0, 0, 0]
-        # s = c z / fx with c = b |z0/z - q|: s² = b² (z0 - q z)² / fx², in world units².
-        var3d = self.coc_sq_value(image) * (z0 - self.focus_rel[image] * zs).square() / (fx * fx)  # [N]
-        return grow_gaussians(means, scales, opacities, viewmat, K, var3d, proj.covars2d[0], zs)
+
+        def variance(depths: Tensor) -> Tensor:
+            return self.variance(image, depths, K)
+
+        return grow_in_view(means, quats, scales, opacities, viewmat, K, width, height, variance, eps2d=eps2d)
+
+    # ---- training render -------------------------------------------------------------------------------------
+    def acts_on(self, step: BlurStep) -> bool:
+        """Every view of a training image is defocused."""
+        return step.image is not None
+
+    def view_variance(self, step: BlurStep, view: ViewCamera, depths: Tensor) -> Tensor | None:
+        """The circle of confusion of each Gaussian in ``view`` (:meth:`variance`); the middle view of each time group
+        is remembered as the image's training camera (:meth:`remember_view`)."""
+        if step.image is None:
+            return None
+        if view.index == view.count // 2:
+            self.remember_view(step.image, view.viewmat, view.K, view.width, view.height, step.time)
+        return self.variance(step.image, depths, view.K)
+
+    def metrics(self) -> dict[str, Tensor]:
+        """The mean aperture."""
+        return {"deblur_aperture_mean": self.aperture().mean()}
+
+    # ---- evaluation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def eval_variance(self, num_gaussians: int, iteration: int, means_at: Callable[[float], Tensor]) -> Tensor | None:
+        """The evaluation filter's variance [N]: the square of ``eval_filter`` times :meth:`sharpest_blur`; None when
+        off or zero everywhere. Recomputed when the Gaussians change in number, else at most every 100 steps."""
+        alpha = self.config.eval_filter
+        if alpha <= 0:
+            return None
+        key = (int(num_gaussians), int(iteration) // 100)
+        if self._filter_cache is None or self._filter_cache[0] != key:
+            var3d = (alpha * self.sharpest_blur(means_at)).square()
+            usable = var3d.shape[0] == num_gaussians and bool((var3d > 0).any())
+            self._filter_cache = (key, var3d if usable else None)
+        return self._filter_cache[1]
 
     # ---- the training views, for the evaluation filter ---------------------------------------------------------
     @torch.no_grad()
@@ -154,7 +253,7 @@ class DefocusBlur(nn.Module):
     @torch.no_grad()
     def sharpest_blur(self, gaussians_at: Callable[[float], Tensor]) -> Tensor:
         """Each Gaussian's smallest circle of confusion over the training views that saw it, in world units (the
-        standard deviation ``s`` :meth:`blur_inputs` adds in that view): how sharp the data has seen it.
+        standard deviation ``s`` :meth:`variance` adds in that view): how sharp the data has seen it.
 
         Args:
             gaussians_at: centres [N, 3] of the Gaussians at a time in [0, 1].
@@ -189,77 +288,19 @@ class DefocusBlur(nn.Module):
         return torch.where(torch.isfinite(best), best, torch.zeros_like(best))
 
 
+def empty_view_tables(num_images: int, device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """The remembered training-camera tables of ``num_images`` images with no camera remembered (NaN times)."""
+    return {
+        "view_viewmat": torch.zeros(num_images, 4, 4, device=device),  # world-to-camera (OpenCV)
+        "view_camera": torch.zeros(num_images, 6, device=device),  # fx, fy, cx, cy, width, height (pixels)
+        "view_time": torch.full((num_images,), math.nan, device=device),
+    }
+
+
 def with_view_tables(state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     """A checkpoint state (keys ``prefix`` + table name) from before the evaluation filter given empty view tables (no
     camera remembered: the filter stays off until training renders the images again); other states as they are."""
     if f"{prefix}ref_depth" not in state or f"{prefix}view_time" in state:
         return state
-    empty = DefocusBlur(state[f"{prefix}ref_depth"].shape[0]).to(state[f"{prefix}ref_depth"].device)
-    return {**state, **{prefix + name: getattr(empty, name) for name in VIEW_TABLES}}
-
-
-def grow_in_view(
-    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, viewmat: Tensor, K: Tensor, width: int,
-    height: int, var3d: Tensor, eps2d: float = 0.3,
-) -> tuple[Tensor, Tensor]:
-    """:func:`grow_gaussians` for one camera (world-to-camera [4, 4], intrinsics [3, 3]): projects the Gaussians
-    (log-``scales`` [N, 3], activated ``opacities`` [N]) and grows them by ``var3d`` [N]."""
-    viewmat, K = viewmat.reshape(1, 4, 4), K.reshape(1, 3, 3)
-    proj = project_gaussians(means, quats, torch.exp(scales), viewmat, K, width, height, eps2d=eps2d)
-    z = proj.depths[0]
-    zs = torch.where(z > NEAR, z, torch.ones_like(z))
-    return grow_gaussians(means, scales, opacities, viewmat, K, var3d, proj.covars2d[0], zs)
-
-
-def grow_gaussians(
-    means: Tensor, scales: Tensor, opacities: Tensor, viewmat: Tensor, K: Tensor, var3d: Tensor, covars2d: Tensor,
-    zs: Tensor,
-) -> tuple[Tensor, Tensor]:
-    """Gaussians grown by an isotropic 3D variance, their energy in one view conserved.
-
-    Args:
-        means: centres [N, 3].
-        scales: log-scales [N, 3].
-        opacities: activated opacities [N].
-        viewmat: world-to-camera [1, 4, 4].
-        K: intrinsics [1, 3, 3].
-        var3d: added variance [N] (world units²).
-        covars2d: the Gaussians' projected covariances [N, 3] (a, b, c; including the rasterizer's eps2d).
-        zs: camera depths [N] (positive).
-
-    Returns:
-        ``(scales' [N, 3], opacities' [N])``, activated; exactly ``(exp(scales), opacities)`` (values and gradients)
-        where ``var3d`` is 0.
-    """
-    new_scales = torch.exp(grown_log_scales(scales, var3d[:, None]))
-    # The projected added covariance s² J Jᵀ (J: pinhole Jacobian at the centre), and the energy compensation.
-    fx, fy = K[0, 0, 0], K[0, 1, 1]
-    rot, trans = viewmat[0, :3, :3], viewmat[0, :3, 3]
-    x, y, _ = (means @ rot.T + trans).unbind(-1)
-    iz2 = 1.0 / (zs * zs)
-    dxx = var3d * fx * fx * iz2 * (1.0 + x * x * iz2)
-    dyy = var3d * fy * fy * iz2 * (1.0 + y * y * iz2)
-    dxy = var3d * fx * fy * x * y * iz2 * iz2
-    a, b, c = covars2d.unbind(-1)  # includes eps2d
-    det = (a * c - b * b).clamp(min=1e-10)
-    extra = a * dyy + c * dxx - 2.0 * b * dxy + (dxx * dyy - dxy * dxy)
-    compensation = torch.rsqrt(1.0 + extra / det)  # extra >= 0 (a PSD term)
-    return new_scales, opacities * compensation
-
-
-def bake_filter(params: dict[str, Tensor], var3d: Tensor) -> dict[str, Tensor]:
-    """Raw Gaussian parameters (log-``scales`` [N, 3], ``opacities`` logits [N, 1]) grown by the variance ``var3d`` [N]
-    for a view-independent file (PLY export): scales ``sqrt(scale² + var)``, opacity scaled by the growth of the
-    footprint of the two largest axes (a surfel seen face-on), since a file cannot hold the per-view compensation."""
-    var = var3d[:, None]
-    scales = grown_log_scales(params["scales"], var)
-    top2 = torch.topk(params["scales"], 2, dim=-1).values
-    ratio = torch.exp((top2 - grown_log_scales(top2, var)).sum(-1, keepdim=True))  # [N, 1] footprint area ratio
-    opacity = (torch.sigmoid(params["opacities"]) * ratio).clamp(1e-6, 1.0 - 1e-6)
-    return {**params, "scales": scales, "opacities": torch.logit(opacity)}
-
-
-def grown_log_scales(log_scales: Tensor, var: Tensor) -> Tensor:
-    """``log sqrt(scale² + var)`` computed in log space: exactly ``log_scales`` (value and gradient) where ``var`` is
-    0 (``var`` broadcasts against ``log_scales``)."""
-    return log_scales + 0.5 * torch.log1p(var * torch.exp(-2.0 * log_scales))
+    depth = state[f"{prefix}ref_depth"]
+    return {**state, **{prefix + k: v for k, v in empty_view_tables(depth.shape[0], depth.device).items()}}

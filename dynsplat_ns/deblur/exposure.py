@@ -12,46 +12,93 @@ identity), so the Gaussians are the same at every sub-time and the K views equal
 away from zero on purpose: with a zero-width window every sub-time is the frame time, and the gradient of the width
 vanishes by symmetry (the K views are identical), so it could never open.
 
-Motion models take float times, so the gradient of the loss with respect to a sub-time is brought in by
-:func:`attach_time_gradient`: the state's value is the motion model's, exactly; its derivative with respect to time is
-the motion model's central finite difference (:func:`time_velocities`).
+Motion models take float times: the sub-times reach the exposure's gradient through the motion model's time
+derivative (:mod:`dynsplat_ns.deblur.time_gradient`), computed when the views are expanded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
+from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
-#: Step (in normalised time) of the finite difference that gives d(state)/dt.
-TIME_STEP = 1e-3
+from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, VirtualViews
+from dynsplat_ns.deblur.time_gradient import time_velocities
+
+#: Optimizer groups of the per-frame exposure logits (or the one shared logit) and of the shared shutter under them.
+EXPOSURE_GROUP = "deblur_exposure"
+EXPOSURE_BASE_GROUP = "deblur_exposure_base"
 
 
-class ExposureTimes(nn.Module):
-    """Per-frame exposure fractions, bounded by a sigmoid.
+@dataclass
+class ExposureTimesConfig(BlurComponentConfig):
+    """Object motion during the exposure: the K views at sub-times over a learnable exposure time per frame."""
+
+    _target: type = field(default_factory=lambda: ExposureTimes)
+    """Blur component class to instantiate."""
+    enabled: bool = True
+    """Render the K views at sub-times over the frame's exposure (``--pipeline.model.object-blur``); False keeps the
+    exposure tables (saved, resumable) but renders every view at the frame time."""
+    exposure_range: tuple[float, float] = (0.1, 0.9)
+    """Bounds (lo, hi) of each frame's exposure, as a fraction of the frame interval."""
+    shared: bool = False
+    """One exposure for all frames (a fixed shutter) instead of the shared shutter plus each frame's deviation."""
+    lr: float = 1e-2
+    """Initial learning rate of the exposure logits (decays ×0.1 over the run)."""
+
+    def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
+        """One exponentially decaying Adam group for the logits (and one for the shared shutter)."""
+        return {
+            name: {
+                "optimizer": AdamOptimizerConfig(lr=self.lr, eps=1e-15),
+                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.lr * 0.1, max_steps=max_steps),
+            }
+            for name in (EXPOSURE_GROUP,) + (() if self.shared else (EXPOSURE_BASE_GROUP,))
+        }
+
+
+class ExposureTimes(BlurComponent):
+    """Per-frame exposure fractions, bounded by a sigmoid; the K views' sub-times spread over them.
 
     Args:
+        config: its config (range, shared, rate).
+        num_images: number of training images (unused: the tables are per frame).
         num_frames: number of training frames T.
-        exposure_range: (lo, hi), the bounds of the fraction of the frame interval (Deblur4DGS: 0.1–0.9).
-        shared: one exposure for every frame (a fixed shutter) instead of the shared shutter plus a per-frame
-            deviation.
     """
 
-    def __init__(
-        self, num_frames: int, exposure_range: tuple[float, float] = (0.1, 0.9), shared: bool = False
-    ) -> None:
-        super().__init__()
-        lo, hi = (float(x) for x in exposure_range)
+    config: ExposureTimesConfig
+
+    def __init__(self, config: ExposureTimesConfig, num_images: int = 1, num_frames: int = 1) -> None:
+        super().__init__(config, num_images, num_frames)
+        lo, hi = (float(x) for x in config.exposure_range)
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"exposure_range must satisfy 0 <= lo <= hi <= 1, got {exposure_range}")
+            raise ValueError(f"exposure_range must satisfy 0 <= lo <= hi <= 1, got {config.exposure_range}")
         self.lo, self.hi = lo, hi
-        self.num_frames = max(int(num_frames), 1)
-        self.shared = bool(shared)
+        self.shared = bool(config.shared)
         self.logits = nn.Parameter(torch.zeros(1 if self.shared else self.num_frames))  # [T] or [1]
         # The video's shutter logit under the per-frame logits (None when shared: ``logits`` is then that value).
         self.base = None if self.shared else nn.Parameter(torch.zeros(1))  # [1]
 
+    # ---- parameters ------------------------------------------------------------------------------------------
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {EXPOSURE_GROUP: [self.logits], **({} if self.base is None else {EXPOSURE_BASE_GROUP: [self.base]})}
+
+    def per_frame_state_keys(self) -> dict[str, int]:
+        """The per-frame logits [T] (a shared exposure has none)."""
+        return {} if self.shared else {"logits": 0}
+
+    def upgrade_state(self, state: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+        """A checkpoint from before the shared shutter (per-frame logits only) loads with the shutter at 0, which
+        renders its exposures unchanged."""
+        if self.base is not None and f"{prefix}base" not in state and f"{prefix}logits" in state:
+            return {**state, f"{prefix}base": torch.zeros_like(self.base)}
+        return state
+
+    # ---- exposure --------------------------------------------------------------------------------------------
     def frame_index(self, t: float) -> int:
         """The training frame nearest to time ``t``."""
         return int(round(min(max(float(t), 0.0), 1.0) * (self.num_frames - 1)))
@@ -75,61 +122,25 @@ class ExposureTimes(nn.Module):
         width = self.fraction(frame) / (self.num_frames - 1)
         return (float(t) + (u.to(self.logits.device) - 0.5) * width).clamp(0.0, 1.0)
 
+    # ---- training render -------------------------------------------------------------------------------------
+    @property
+    def spreads_exposure(self) -> bool:
+        return self.config.enabled
 
-def time_velocities(
-    times: Sequence[float],
-    time_tensors: dict[float, Tensor],
-    evaluate: Callable[[list[float]], list[dict[str, Tensor]]],
-) -> dict[int, dict[str, Tensor]]:
-    """d(state)/dt at each of ``times`` that has a differentiable sub-time, by central finite differences.
+    def expand(self, step: BlurStep, views: VirtualViews) -> VirtualViews:
+        """The views at sub-times over the frame's exposure (with a moving model and K > 1 views), each with the
+        motion model's time derivative while gradients are on, so the loss reaches the exposure."""
+        if not (self.config.enabled and step.num_views > 1 and step.motion_at is not None):
+            return views
+        taus = self.sub_times(step.time, step.positions)
+        velocities: dict[float, dict[str, Tensor]] = {}
+        if torch.is_grad_enabled():
+            floats = [float(x) for x in taus.detach().cpu().tolist()]
+            distinct = list(dict.fromkeys(floats))
+            per_index = time_velocities(distinct, dict(zip(floats, taus, strict=True)), step.motion_at)
+            velocities = {distinct[i]: v for i, v in per_index.items()}
+        return replace(views, times=taus, velocities=velocities)
 
-    Args:
-        times: float times in [0, 1] (the render's distinct times).
-        time_tensors: the differentiable sub-time of each float time (others are skipped).
-        evaluate: the motion model at a list of float times (one batched call); called once, without gradient.
-
-    Returns:
-        For each position in ``times`` whose sub-time requires grad, the velocity of every tensor ``evaluate`` returns.
-    """
-    wanted = [i for i, t in enumerate(times) if t in time_tensors and time_tensors[t].requires_grad]
-    if not wanted:
-        return {}
-    probes: list[float] = []
-    for i in wanted:
-        t = float(times[i])
-        probes += [max(t - TIME_STEP, 0.0), min(t + TIME_STEP, 1.0)]
-    with torch.no_grad():
-        probed = evaluate(probes)
-    out: dict[int, dict[str, Tensor]] = {}
-    for j, i in enumerate(wanted):
-        lo, hi = probed[2 * j], probed[2 * j + 1]
-        span = probes[2 * j + 1] - probes[2 * j]
-        out[i] = {
-            key: torch.nan_to_num((hi[key] - lo[key]) / span, nan=0.0, posinf=0.0, neginf=0.0)
-            for key in lo
-            if span > 0 and lo[key].is_floating_point()
-        }
-    return out
-
-
-def attach_time_gradient(
-    states: Sequence[dict[str, Tensor]],
-    times: Sequence[float],
-    time_tensors: dict[float, Tensor],
-    velocities: dict[int, dict[str, Tensor]],
-) -> list[dict[str, Tensor]]:
-    """``states`` (the motion model's, at float ``times``) with a gradient path to the sub-time tensors.
-
-    Every tensor ``x`` with a velocity becomes ``x + (tau - tau.detach()) · dx/dt``: the same value (the added term is
-    exactly zero), and the gradient of the loss with respect to the sub-time ``tau`` is ``<dL/dx, dx/dt>``.
-    """
-    out = list(states)
-    for i, velocity in velocities.items():
-        tau = time_tensors[float(times[i])]
-        zero = tau - tau.detach()
-        moved = dict(states[i])
-        for key, v in velocity.items():
-            if key in moved:
-                moved[key] = moved[key] + zero.to(v.dtype) * v
-        out[i] = moved
-    return out
+    def metrics(self) -> dict[str, Tensor]:
+        """The mean exposure fraction."""
+        return {"deblur_exposure_mean": self.fraction().detach().mean()}

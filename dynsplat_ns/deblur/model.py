@@ -1,44 +1,48 @@
-"""DeblurSplatModel: a dynamic splat model trained on motion-blurred images (camera shake + object motion).
+"""DeblurSplatModel: a dynamic splat model trained on blurry images (camera shake, object motion, defocus).
 
-A blurry training image is modelled as the mean of K sharp virtual renders: view k sits at position
-``u_k = k / (K - 1)`` of the exposure, seen from the image's pose moved along its learnable exposure trajectory
-(:class:`~dynsplat_ns.deblur.trajectory.ExposureTrajectory`, BAD-Gaussians) and rendered at a sub-time spread over its
-frame's learnable exposure (:class:`~dynsplat_ns.deblur.exposure.ExposureTimes`, Deblur4DGS). The K views go through
-:meth:`DynamicSplatModel.render_views` in one step (one merged densification meta), and the prediction is their mean,
-so the inherited photometric losses apply unchanged. Evaluation, the viewer and ``ns-render`` render sharp: the plain
-pose at the frame time.
+A blurry training image is modelled as the mean of K sharp virtual renders, view k at position ``u_k = k / (K - 1)``
+of the exposure, each rasterized with the Gaussians grown for that view where the blur needs it. What the views are and
+how they are drawn comes from the model's *blur components* (:mod:`dynsplat_ns.deblur.base`), composed in a fixed
+order, each switched by its flags:
 
-Every part starts as the identity (zero trajectories; the motion model is the identity at its start, so all
-sub-times give the same Gaussians): at initialisation the K views equal the plain view, and the model renders, and
-back-propagates to the Gaussians, like its motion model alone (the densification statistics too: gsplat counts each
-view once and undoes the 1/K of the mean, so no threshold changes). The exposure is never zero, so per-frame motion
-tables get their gradient spread over the frames the exposure covers. With blur off (``num_virtual_views`` 1, or
-``camera_blur`` and ``object_blur`` False) a training step is exactly the motion model's.
+* camera shake (``camera_blur``; :class:`~dynsplat_ns.deblur.trajectory.ExposureTrajectory`, BAD-Gaussians): the
+  views' poses along a learnable exposure trajectory per training image;
+* object motion (``object_blur``; :class:`~dynsplat_ns.deblur.exposure.ExposureTimes`, Deblur4DGS): the views'
+  times spread over a learnable exposure per training frame;
+* defocus (``defocus``, off by default; :class:`~dynsplat_ns.deblur.defocus.DefocusBlur`): each view rasterized with
+  the Gaussians grown by the image's circle of confusion at their depth (one ``rasterize()`` call per view);
+* then those a config subclass adds (``examples/custom_blur.py``).
 
-Defocus (``defocus``, off by default; :class:`~dynsplat_ns.deblur.defocus.DefocusBlur`): each virtual view of a
-training image is rasterized with the Gaussians grown by the image's circle of confusion at their depth (one
-``rasterize()`` call per view, their metas merged into one), starting at zero aperture (the identity). Evaluation
-then draws each Gaussian as sharp as the sharpest training view saw it (``defocus_eval_filter``), not sharper.
+The K views go through :meth:`DynamicSplatModel.render_views` in one step (one merged densification meta), and the
+prediction is their mean, so the inherited photometric losses apply unchanged. What a step renders (image, time,
+views, metas) is one :class:`~dynsplat_ns.deblur.base.BlurStep`, handed to the components' hooks and, in the
+outputs, to the loss. Evaluation, the viewer and ``ns-render`` render sharp: the plain pose at the frame time (with
+defocus, each Gaussian drawn as sharp as the sharpest training view saw it, ``defocus_eval_filter``).
+
+Every component starts as the identity (zero trajectories, zero aperture; the motion model is the identity at its
+start, so all sub-times give the same Gaussians): at initialisation the K views equal the plain view, and the model
+renders, and back-propagates to the Gaussians, like its motion model alone (the densification statistics too: gsplat
+counts each view once and undoes the 1/K of the mean, so no threshold changes). With blur off (``num_virtual_views``
+1, or ``camera_blur`` and ``object_blur`` False, and no defocus) a training step is exactly the motion model's.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 from torch.nn import Parameter
 
 from dynsplat_ns.checkpoints.state import FrameAxes
-from dynsplat_ns.deblur.defocus import VIEW_TABLES, DefocusBlur, bake_filter, grow_in_view, with_view_tables
-from dynsplat_ns.deblur.exposure import ExposureTimes, attach_time_gradient, time_velocities
-from dynsplat_ns.deblur.trajectory import ExposureTrajectory, sample_positions
+from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, ViewCamera, VirtualViews
+from dynsplat_ns.deblur.defocus import DefocusBlur, DefocusBlurConfig
+from dynsplat_ns.deblur.exposure import ExposureTimes, ExposureTimesConfig
+from dynsplat_ns.deblur.growth import bake_filter, grow_in_view
+from dynsplat_ns.deblur.trajectory import ExposureTrajectory, ExposureTrajectoryConfig, sample_positions
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel, DynamicSplatModelConfig
 from dynsplat_ns.motion.choice import MotionChoice
@@ -46,16 +50,8 @@ from dynsplat_ns.motion.som import ShapeOfMotionConfig
 from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
 
-#: Optimizer-group names of the deblur parameters (built from the config by :meth:`extra_optimizer_configs`).
-TRAJECTORY_GROUP = "deblur_trajectory"
-EXPOSURE_GROUP = "deblur_exposure"
-EXPOSURE_BASE_GROUP = "deblur_exposure_base"
-APERTURE_GROUP = "deblur_aperture"
-FOCUS_GROUP = "deblur_focus"
-#: Key of the evaluation filter's per-Gaussian variance in a Gaussian dict being rendered (see _rasterize_call).
-FILTER_KEY = "_eval_filter_var3d"
-#: DefocusBlur's per-image tables (rows follow the images on resume).
-DEFOCUS_IMAGE_TABLES = ("focus_rel", "ref_depth", *VIEW_TABLES)
+#: Key of the step's :class:`~dynsplat_ns.deblur.base.BlurStep` in the outputs of a blurred training render.
+BLUR_STEP = "blur_step"
 
 
 @dataclass
@@ -139,42 +135,56 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     their blur is never smaller); 0: off (every Gaussian at its own size). Where a focus pull brings a region into
     focus in some frame, that region renders fully sharp."""
 
+    def blur_component_configs(self) -> dict[str, BlurComponentConfig | None]:
+        """The blur components in the order they act, by name (the attribute of the model and prefix of their
+        state-dict keys), built from this config's flags: camera shake, object motion, defocus (None when off).
+        Camera shake and object motion always exist (their tables are in every checkpoint); their flag says whether
+        they move the views. A config subclass adds its own blur types after these (examples/custom_blur.py)."""
+        trajectory = ExposureTrajectoryConfig(
+            enabled=self.camera_blur,
+            kind=self.trajectory,
+            init_std=self.trajectory_init_std,
+            centered=self.trajectory_centered,
+            lr=self.trajectory_lr,
+            magnitude_weight=self.trajectory_magnitude_weight,
+            smoothness_weight=self.trajectory_smoothness_weight,
+        )
+        exposure = ExposureTimesConfig(
+            enabled=self.object_blur,
+            exposure_range=self.exposure_range,
+            shared=self.exposure_shared,
+            lr=self.exposure_lr,
+        )
+        defocus = DefocusBlurConfig(
+            shared_aperture=self.defocus_shared_aperture,
+            aperture_lr=self.defocus_aperture_lr,
+            focus_lr=self.defocus_focus_lr,
+            eval_filter=self.defocus_eval_filter,
+        )
+        return {"trajectory": trajectory, "exposure": exposure, "defocus": defocus if self.defocus else None}
+
     def extra_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
-        """nerfstudio optimizer entries for the trajectory and exposure groups, built from this config's rates.
+        """nerfstudio optimizer entries for the blur components' groups (trajectory, exposure, defocus, ...), built
+        from this config's rates.
 
         The dynsplat trainer adds them to the run's optimizers when training starts (like the motion model's groups):
         they are the only source of these groups.
         """
-        return {
-            **super().extra_optimizer_configs(max_steps),
-            TRAJECTORY_GROUP: {
-                "optimizer": AdamOptimizerConfig(lr=self.trajectory_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.trajectory_lr * 0.01, max_steps=max_steps),
-            },
-            **{
-                name: {
-                    "optimizer": AdamOptimizerConfig(lr=self.exposure_lr, eps=1e-15),
-                    "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.exposure_lr * 0.1, max_steps=max_steps),
-                }
-                for name in (EXPOSURE_GROUP,) + (() if self.exposure_shared else (EXPOSURE_BASE_GROUP,))
-            },
-            **(self._defocus_optimizer_configs(max_steps) if self.defocus else {}),
-        }
-
-    def _defocus_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
-        return {
-            name: {
-                "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * 0.1, max_steps=max_steps),
-            }
-            for name, lr in ((APERTURE_GROUP, self.defocus_aperture_lr), (FOCUS_GROUP, self.defocus_focus_lr))
-        }
+        groups = super().extra_optimizer_configs(max_steps)
+        for component in self.blur_component_configs().values():
+            if component is not None:
+                groups.update(component.optimizer_configs(max_steps))
+        return groups
 
 
 class DeblurSplatModel(DynamicSplatModel):
-    """:class:`DynamicSplatModel` whose training prediction is the mean of K virtual views along the exposure."""
+    """:class:`DynamicSplatModel` whose training prediction is the mean of K virtual views along the exposure, drawn
+    by its blur components."""
 
     config: DeblurSplatModelConfig
+    trajectory: ExposureTrajectory
+    exposure: ExposureTimes
+    defocus: DefocusBlur | None
 
     def populate_modules(self) -> None:
         super().populate_modules()
@@ -183,126 +193,108 @@ class DeblurSplatModel(DynamicSplatModel):
                                  ("defocus-eval-filter", cfg.defocus_eval_filter, 0)):  # fmt: skip
             if not value >= low:
                 raise DynsplatConfigError(f"--pipeline.model.{flag} must be >= {low} (got {value})")
-        self.trajectory = ExposureTrajectory(
-            self.num_train_data, cfg.trajectory, cfg.trajectory_init_std, cfg.trajectory_centered
-        )
-        self.exposure = ExposureTimes(self.motion.num_frames, cfg.exposure_range, cfg.exposure_shared)
-        self.defocus = DefocusBlur(self.num_train_data, cfg.defocus_shared_aperture) if cfg.defocus else None
-        # The training image whose views are being rasterized with defocus (see _rasterize_group), and their metas.
-        self._defocus_image: int | None = None
-        self._defocus_time = 0.0
-        self._defocus_metas: list[dict] = []
-        # The evaluation filter's per-Gaussian variance and when it was computed (see eval_filter_variance).
-        self._filter_cache: tuple[tuple[int, int], Tensor | None] | None = None
-        # Each training image's time and camera centre, filled as images are trained (for the smoothness neighbours);
-        # not saved: a resumed run refills them within an epoch.
-        n = max(int(self.num_train_data), 1)
-        self.register_buffer("seen_times", torch.full((n,), math.nan), persistent=False)
-        self.register_buffer("seen_centres", torch.zeros(n, 3), persistent=False)
-        # Differentiable sub-time of each float time of the render in progress (see gaussians_at_times).
-        self._time_tensors: dict[float, Tensor] = {}
+        # Each component is a sub-module under its name (its state-dict prefix, e.g. "trajectory.knots").
+        self.blur_names: tuple[str, ...] = ()
+        for name, component in cfg.blur_component_configs().items():
+            if hasattr(self, name):
+                raise ValueError(f"blur component name {name!r} clashes with an attribute of the model")
+            if component is None:
+                setattr(self, name, None)
+                continue
+            setattr(self, name, component.setup(num_images=self.num_train_data, num_frames=self.motion.num_frames))
+            self.blur_names += (name,)
+
+    def blur_components(self) -> dict[str, BlurComponent]:
+        """The blur components in the order they act, by name."""
+        return {name: getattr(self, name) for name in self.blur_names}
 
     # ---- parameters ------------------------------------------------------------------------------------------
     def get_param_groups(self) -> dict[str, list[Parameter]]:
         groups = super().get_param_groups()
-        for name in (TRAJECTORY_GROUP, EXPOSURE_GROUP, EXPOSURE_BASE_GROUP, APERTURE_GROUP, FOCUS_GROUP):
-            if name in groups:
-                raise ValueError(f"deblur parameter group {name!r} clashes with a model group")
-        groups[TRAJECTORY_GROUP] = [self.trajectory.knots]
-        groups[EXPOSURE_GROUP] = [self.exposure.logits]
-        if self.exposure.base is not None:
-            groups[EXPOSURE_BASE_GROUP] = [self.exposure.base]
-        if self.defocus is not None:
-            groups[APERTURE_GROUP] = [self.defocus.coc_sq]
-            groups[FOCUS_GROUP] = [self.defocus.focus_rel]
+        for component in self.blur_components().values():
+            for name, params in component.param_groups().items():
+                if name in groups:
+                    raise ValueError(f"deblur parameter group {name!r} clashes with a model group")
+                groups[name] = params
         return groups
 
     def per_image_state_keys(self) -> dict[str, int]:
-        """The inherited per-image tensors, the trajectory knots [num_images, knots, 6] and (with defocus) the
-        aperture², relative inverse focus, reference depth and remembered training-camera tables [num_images, ...]."""
-        keys = {**super().per_image_state_keys(), "trajectory.knots": 0}
-        if self.defocus is not None:
-            keys.update({f"defocus.{name}": 0 for name in DEFOCUS_IMAGE_TABLES})
-            if not self.defocus.shared_aperture:
-                keys["defocus.coc_sq"] = 0
+        """The inherited per-image tensors and the blur components' (trajectory knots [num_images, knots, 6]; with
+        defocus the aperture², relative inverse focus, reference depth and remembered training-camera tables)."""
+        keys = super().per_image_state_keys()
+        for name, component in self.blur_components().items():
+            keys.update({f"{name}.{key}": axis for key, axis in component.per_image_state_keys().items()})
+        return keys
+
+    def per_frame_state_keys(self) -> dict[str, FrameAxes]:
+        """The inherited per-frame tensors and the blur components' (the exposure logits [T])."""
+        keys = super().per_frame_state_keys()
+        for name, component in self.blur_components().items():
+            keys.update({f"{name}.{key}": axis for key, axis in component.per_frame_state_keys().items()})
         return keys
 
     def load_checkpoint_state(self, state: dict[str, Tensor], resume: Any = None, strict: bool = True):
-        """As the base model; a checkpoint from before the shared shutter (per-frame logits only) loads with it at
-        0, which renders its exposures unchanged, and one from before the evaluation filter with no training view
-        remembered (the filter stays off until training renders the images again)."""
-        if self.exposure.base is not None and "exposure.base" not in state and "exposure.logits" in state:
-            state = {**state, "exposure.base": torch.zeros_like(self.exposure.base)}
-        if self.defocus is not None:
-            state = with_view_tables(state, "defocus.")
+        """As the base model, with what an earlier version of a blur component did not save filled in (a checkpoint
+        from before the shared shutter loads with it at 0; one from before the evaluation filter with no training
+        view remembered)."""
+        for name, component in self.blur_components().items():
+            state = component.upgrade_state(state, f"{name}.")
         return super().load_checkpoint_state(state, resume, strict)
 
-    def per_frame_state_keys(self) -> dict[str, FrameAxes]:
-        """The inherited per-frame tensors and the exposure logits [T]."""
-        shared = self.exposure.shared
-        return {**super().per_frame_state_keys(), **({} if shared else {"exposure.logits": 0})}
-
     # ---- rendering -------------------------------------------------------------------------------------------
-    @property
-    def blur_active(self) -> bool:
-        """Whether a training step renders the K virtual views (else the plain step of the motion model)."""
-        cfg = self.config
-        return self.training and cfg.num_virtual_views > 1 and (cfg.camera_blur or cfg.object_blur)
+    def blur_step(self, camera: Cameras) -> BlurStep | None:
+        """The blurred training render of ``camera`` (one training view), or None when no component changes it (then
+        the step is the motion model's plain render): K views when a component spreads the exposure, else one."""
+        components = self.blur_components().values()
+        spread = any(c.spreads_exposure for c in components)
+        K = self.config.num_virtual_views if spread else 1
+        step = BlurStep(
+            image=self._image_index(camera),
+            time=float(camera_time(camera.times)),
+            pose=camera.camera_to_worlds.reshape(3, 4).to(self.device),
+            positions=sample_positions(K, self.device),
+            motion_at=None if self.config.disable_motion else self._motion_at,
+        )
+        if K == 1 and not any(c.acts_on(step) for c in components):
+            return None
+        return step
 
-    @property
-    def defocus_active(self) -> bool:
-        """Whether a training step renders with defocus (else sharp Gaussians)."""
-        return self.training and self.defocus is not None
+    def _motion_at(self, times: list[float]) -> list[dict[str, Tensor]]:
+        """The motion model's Gaussians at float ``times`` (one batched call)."""
+        return self.motion(dict(self.gauss_params.items()), torch.tensor(times, dtype=torch.float64))
 
     def get_outputs(self, camera: Cameras) -> dict[str, Union[Tensor, list]]:
-        """While training with blur: the mean of the K virtual views of the camera (``rgb`` [H, W, 3], ...), each
-        defocused when ``defocus`` is on; else (eval, viewer, ns-render, or blur off) the plain sharp render of
-        :class:`DynamicSplatModel`."""
-        image = self._image_index(camera) if isinstance(camera, Cameras) else None
-        defocus = self.defocus_active and image is not None
-        if not isinstance(camera, Cameras) or not (self.blur_active or defocus):
+        """While training with blur: the mean of the K virtual views of the camera (``rgb`` [H, W, 3], ...), as the
+        blur components draw and combine them, with the step's :class:`BlurStep` under ``"blur_step"``; else (eval,
+        viewer, ns-render, or blur off) the plain sharp render of :class:`DynamicSplatModel`."""
+        step = None
+        if self.training and isinstance(camera, Cameras) and camera.shape[0] == 1:
+            step = self.blur_step(camera)
+        if step is None:  # also several training cameras: the inherited error
             return super().get_outputs(camera)
-        if camera.shape[0] != 1:
-            raise ValueError("training get_outputs renders one camera; use render_views for several views in a step")
-        cfg = self.config
-        K = cfg.num_virtual_views if self.blur_active else 1
-        u = sample_positions(K, self.device)
-        t = camera_time(camera.times)
-        c2w = camera.camera_to_worlds.reshape(3, 4).to(self.device)
-        camera_blur = self.blur_active and cfg.camera_blur
-        object_blur = self.blur_active and cfg.object_blur and not cfg.disable_motion
-        if camera_blur and image is not None:
-            c2ws = self.trajectory.virtual_c2w(c2w, image, K)
-        else:
-            c2ws = c2w.expand(K, 3, 4)
-        if object_blur:
-            taus = self.exposure.sub_times(t, u)
-        else:
-            taus = torch.full((K,), float(t), device=self.device)
-        float_times = [float(x) for x in taus.detach().cpu().tolist()]
-        if object_blur and torch.is_grad_enabled():  # see gaussians_at_times
-            self._time_tensors = dict(zip(float_times, taus, strict=True))
-        if defocus:
-            self._defocus_image, self._defocus_time, self._defocus_metas = image, float(t), []
-        try:
-            views = self.render_views(self._virtual_cameras(camera, c2ws, taus.detach()), float_times)
-            if defocus:
-                self._merge_defocus_metas(float_times)
-        finally:
-            self._time_tensors = {}
-            self._defocus_image, self._defocus_metas = None, []
+        K = step.num_views
+        views = VirtualViews(poses=step.pose.expand(K, 3, 4), times=torch.full((K,), step.time, device=self.device))
+        for component in self.blur_components().values():
+            views = component.expand(step, views)
+        step.views = views
+        float_times = views.float_times()
+        cameras = self._virtual_cameras(camera, views.poses, views.times.detach())
+        rendered = self.render_views(cameras, float_times, context=step)
+        self._merge_view_metas(step, float_times)
+        rgb = rendered["rgb"].mean(dim=0)
+        for component in self.blur_components().values():
+            if component.acts_on(step):
+                rgb = component.combine(step, rendered["rgb"], rgb)
         outputs: dict[str, Any] = {
-            "rgb": views["rgb"].mean(dim=0),
-            "depth": None if views["depth"] is None else views["depth"].mean(dim=0),
-            "accumulation": views["accumulation"].mean(dim=0),
-            "background": views["background"],
-            "times": views["times"],
+            "rgb": rgb,
+            "depth": None if rendered["depth"] is None else rendered["depth"].mean(dim=0),
+            "accumulation": rendered["accumulation"].mean(dim=0),
+            "background": rendered["background"],
+            "times": rendered["times"],
         }
-        if "time" in views:
-            outputs["time"] = views["time"]
-        if image is not None:
-            outputs["image_index"] = image
-            self._remember(image, t, c2w)
+        if "time" in rendered:
+            outputs["time"] = rendered["time"]
+        outputs[BLUR_STEP] = step
         return outputs
 
     def blurred_outputs(self, camera: Cameras) -> dict[str, Tensor]:
@@ -325,61 +317,83 @@ class DeblurSplatModel(DynamicSplatModel):
 
     def gaussians_at(self, t: float) -> dict[str, Tensor]:
         """Raw Gaussian parameters at time ``t`` (for export): outside training with the evaluation filter baked in
-        (:func:`~dynsplat_ns.deblur.defocus.bake_filter`)."""
+        (:func:`~dynsplat_ns.deblur.growth.bake_filter`)."""
         g = super().gaussians_at(t)
         var3d = None if self.training else self.eval_filter_variance()
         return g if var3d is None else bake_filter(g, var3d)
 
-    def gaussians_at_times(self, times):  # type: ignore[override]
-        """The motion model's Gaussians at ``times``; during a blurred training step, with a gradient path from each
-        sub-time to its frame's exposure (:func:`~dynsplat_ns.deblur.exposure.attach_time_gradient`)."""
-        tensors = self._time_tensors
-        if not tensors or self.config.disable_motion or not torch.is_grad_enabled():
-            return super().gaussians_at_times(times)
-        params = dict(self.gauss_params.items())
+    def gaussians_at_times(self, times: Sequence[float], context: Any = None) -> list[dict[str, Tensor]]:
+        """The motion model's Gaussians at ``times``; for a blurred step (``context``), with a gradient path from
+        each time to the view times that carry one (:meth:`~dynsplat_ns.deblur.base.VirtualViews.with_time_gradient`;
+        the exposure's)."""
+        states = super().gaussians_at_times(times, context)
+        if isinstance(context, BlurStep) and context.views is not None:
+            states = context.views.with_time_gradient(list(times), states)
+        return states
 
-        def evaluate(ts: list[float]) -> list[dict[str, Tensor]]:
-            return self.motion(params, torch.tensor(ts, dtype=torch.float64))
-
-        # The finite differences run first: a gradient-free motion call clears the states the motion model keeps
-        # for its regularisers, which the render's own call below sets.
-        velocities = time_velocities(list(times), tensors, evaluate)
-        return attach_time_gradient(super().gaussians_at_times(times), list(times), tensors, velocities)
-
-    def _rasterize_group(self, g, viewmats, Ks, W, H, sh_degree, mode):  # type: ignore[override]
-        """The inherited multi-camera call; while rendering a training image with defocus, one ``rasterize()`` call
-        per view with the Gaussians' scales and opacities defocused for that view
-        (:meth:`~dynsplat_ns.deblur.defocus.DefocusBlur.blur_inputs`), the views' metas merged."""
-        image = self._defocus_image
-        if image is None or self.defocus is None:
-            var3d = None if self.training else self.eval_filter_variance()
-            if var3d is not None:
-                g = {**g, FILTER_KEY: var3d}  # cropped with the Gaussians; read by _rasterize_call
-            return super()._rasterize_group(g, viewmats, Ks, W, H, sh_degree, mode)
-        mid = viewmats.shape[0] // 2
-        self.defocus.remember_view(image, viewmats[mid], Ks[mid], W, H, self._defocus_time)
-        opac = torch.sigmoid(g["opacities"]).squeeze(-1)
-
-        def defocused(c: int) -> tuple[Tensor, Tensor]:
-            return self.defocus.blur_inputs(image, g["means"], g["quats"], g["scales"], opac, viewmats[c], Ks[c], W, H)
-
-        render, alpha, metas = self._rasterize_each_view(g, defocused, viewmats, Ks, W, H, sh_degree, mode)
-        self._defocus_metas.append(metas)
-        return render, alpha, merge_metas(metas)
-
-    def _rasterize_call(self, g: dict[str, Tensor], scales: Tensor, opacities: Tensor, *view: Any) -> tuple:
-        """The inherited call; with the evaluation filter's variance in ``g``, one call per camera with the Gaussians
-        grown by it (:func:`~dynsplat_ns.deblur.defocus.grow_in_view`)."""
-        if FILTER_KEY not in g:
-            return super()._rasterize_call(g, scales, opacities, *view)
-        viewmats, Ks, W, H, sh_degree, mode = view
-        var3d = g[FILTER_KEY]
+    def _rasterize_group(
+        self,
+        g: dict[str, Tensor],
+        viewmats: Tensor,
+        Ks: Tensor,
+        W: int,
+        H: int,
+        sh_degree: int | None,
+        mode: str,
+        context: Any = None,
+    ) -> tuple[Tensor, Tensor, dict | None]:
+        """The inherited multi-camera call; one ``rasterize()`` call per view with the Gaussians grown for that view
+        while a blurred step's components grow them (:meth:`~dynsplat_ns.deblur.base.BlurComponent.view_variance`,
+        the views' metas merged and kept in the step), or in sharp renders by the evaluation filter."""
+        if isinstance(context, BlurStep):
+            growing = [c for c in self.blur_components().values() if c.grows_gaussians and c.acts_on(context)]
+            if growing:
+                return self._rasterize_grown(g, context, growing, viewmats, Ks, W, H, sh_degree, mode)
+        var3d = None if self.training else self.eval_filter_variance()
+        if var3d is None:
+            return super()._rasterize_group(g, viewmats, Ks, W, H, sh_degree, mode, context)
+        if self.crop_box is not None:  # the crop of the inherited call, applied to the filter's variance too
+            keep = self.crop_box.within(g["means"]).squeeze()
+            if keep.sum() == 0:
+                return super()._rasterize_group(g, viewmats, Ks, W, H, sh_degree, mode, context)  # an empty render
+            g, var3d = {k: v[keep] for k, v in g.items()}, var3d[keep]
+        opacities = torch.sigmoid(g["opacities"]).squeeze(-1)
 
         def filtered(c: int) -> tuple[Tensor, Tensor]:
             return grow_in_view(g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H, var3d)
 
-        render, alpha, metas = self._rasterize_each_view(g, filtered, *view)
+        render, alpha, metas = self._rasterize_each_view(g, filtered, viewmats, Ks, W, H, sh_degree, mode)
         return render, alpha, metas[0] if len(metas) == 1 else merge_metas(metas)
+
+    def _rasterize_grown(
+        self,
+        g: dict[str, Tensor],
+        step: BlurStep,
+        growing: list[BlurComponent],
+        viewmats: Tensor,
+        Ks: Tensor,
+        W: int,
+        H: int,
+        sh_degree: int | None,
+        mode: str,
+    ) -> tuple[Tensor, Tensor, dict]:
+        """One ``rasterize()`` call per view of a time group of ``step`` with the Gaussians grown by the sum of the
+        ``growing`` components' variances in that view; the per-view metas are kept in ``step.view_metas``."""
+        opacities = torch.sigmoid(g["opacities"]).squeeze(-1)
+        count = viewmats.shape[0]
+
+        def grown(c: int) -> tuple[Tensor, Tensor]:
+            view = ViewCamera(viewmats[c : c + 1], Ks[c : c + 1], W, H, index=c, count=count)
+
+            def variance(depths: Tensor) -> Tensor:  # [N], the components' variances added
+                parts = [v for v in (c.view_variance(step, view, depths) for c in growing) if v is not None]
+                return sum(parts[1:], parts[0]) if parts else torch.zeros_like(depths)
+
+            return grow_in_view(g["means"], g["quats"], g["scales"], opacities, viewmats[c], Ks[c], W, H, variance)
+
+        render, alpha, metas = self._rasterize_each_view(g, grown, viewmats, Ks, W, H, sh_degree, mode)
+        step.view_metas.append(metas)
+        return render, alpha, merge_metas(metas)
 
     def _rasterize_each_view(self, g: dict[str, Tensor], inputs: Callable[[int], tuple[Tensor, Tensor]], *view: Any):
         """One inherited ``rasterize()`` call per camera c of ``view`` (viewmats [C, 4, 4], Ks [C, 3, 3], W, H,
@@ -388,7 +402,7 @@ class DeblurSplatModel(DynamicSplatModel):
         viewmats, Ks, *rest = view
         renders, alphas, metas = [], [], []
         for c in range(viewmats.shape[0]):
-            render, alpha, meta = super()._rasterize_call(g, *inputs(c), viewmats[c : c + 1], Ks[c : c + 1], *rest)
+            render, alpha, meta = self._rasterize_call(g, *inputs(c), viewmats[c : c + 1], Ks[c : c + 1], *rest)
             renders.append(render)
             alphas.append(alpha)
             metas.append(meta)
@@ -396,24 +410,22 @@ class DeblurSplatModel(DynamicSplatModel):
 
     @torch.no_grad()
     def eval_filter_variance(self) -> Tensor | None:
-        """Per-Gaussian variance [N] (world units²) of the evaluation filter (``defocus_eval_filter``): the square of
-        the filter scale times :meth:`~dynsplat_ns.deblur.defocus.DefocusBlur.sharpest_blur`; None when off or
-        zero everywhere. Recomputed when the Gaussians change in number, else at most every 100 steps."""
-        alpha = self.config.defocus_eval_filter
-        if self.defocus is None or alpha <= 0:
-            return None
-        key = (self.num_points, self.step // 100)
-        if self._filter_cache is None or self._filter_cache[0] != key:
-            var3d = (alpha * self.defocus.sharpest_blur(lambda t: self.gaussians_at_times([t])[0]["means"])).square()
-            usable = var3d.shape[0] == self.num_points and bool((var3d > 0).any())
-            self._filter_cache = (key, var3d if usable else None)
-        return self._filter_cache[1]
+        """Per-Gaussian variance [N] (world units²) the Gaussians grow by in sharp renders: the sum of the blur
+        components' :meth:`~dynsplat_ns.deblur.base.BlurComponent.eval_variance` (with defocus, the evaluation filter
+        ``defocus_eval_filter``); None when none applies."""
 
-    def _merge_defocus_metas(self, view_times: list[float]) -> None:
-        """With several times of which one holds several views, the inherited merge of the per-time metas cannot see
-        through the per-view merges of :meth:`_rasterize_group`: merge all per-view metas at once instead (in the
-        groups' order of :meth:`render_views`) and hand that to the strategy."""
-        per_group = self._defocus_metas
+        def means_at(t: float) -> Tensor:
+            return self.gaussians_at_times([t])[0]["means"]
+
+        variances = (c.eval_variance(self.num_points, self.step, means_at) for c in self.blur_components().values())
+        parts = [v for v in variances if v is not None]
+        return sum(parts[1:], parts[0]) if parts else None
+
+    def _merge_view_metas(self, step: BlurStep, view_times: list[float]) -> None:
+        """With several times of which one holds several views rasterized one by one, the inherited merge of the
+        per-time metas cannot see through the per-view merges of :meth:`_rasterize_grown`: merge all per-view metas at
+        once instead (in the groups' order of :meth:`render_views`) and hand that to the strategy."""
+        per_group = step.view_metas
         if len(per_group) < 2 or all(len(m) == 1 for m in per_group):
             return
         distinct = list(dict.fromkeys(view_times))
@@ -453,49 +465,22 @@ class DeblurSplatModel(DynamicSplatModel):
         )
 
     # ---- losses and metrics ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def _remember(self, image: int, t: float, c2w: Tensor) -> None:
-        if 0 <= image < self.seen_times.shape[0]:
-            self.seen_times[image] = float(t)
-            self.seen_centres[image] = c2w[:, 3].to(self.seen_centres)
-
-    def next_frame_image(self, image: int) -> int | None:
-        """The trained image of the next training time (the nearest camera centre among that time's images), or
-        None when no later image has been trained yet."""
-        times = self.seen_times
-        t = times[image]
-        later = torch.isfinite(times) & (times > t + 1e-6)
-        if not bool(later.any()):
-            return None
-        t_next = times[later].min()
-        candidates = torch.nonzero(later & ((times - t_next).abs() <= 1e-6)).reshape(-1)
-        dist = (self.seen_centres[candidates] - self.seen_centres[image]).norm(dim=-1)
-        return int(candidates[dist.argmin()])
-
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, Tensor]:
-        """The inherited losses plus, while training with camera blur, the trajectory regularisers of the image."""
+        """The inherited losses plus, while training a blurred step (``outputs["blur_step"]``), the blur components'
+        (the trajectory regularisers of the image)."""
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
-        cfg = self.config
-        image = outputs.get("image_index")
-        if not (self.training and self.blur_active and cfg.camera_blur and image is not None):
-            return loss_dict
-        knots = self.trajectory.knots
-        if cfg.trajectory_magnitude_weight > 0:
-            loss_dict["trajectory_magnitude"] = cfg.trajectory_magnitude_weight * knots[image].square().mean()
-        nxt = self.next_frame_image(image) if cfg.trajectory_smoothness_weight > 0 else None
-        if nxt is not None:
-            diff = knots[image] - knots[nxt]
-            loss_dict["trajectory_smoothness"] = cfg.trajectory_smoothness_weight * diff.square().mean()
+        step = outputs.get(BLUR_STEP)
+        if self.training and isinstance(step, BlurStep):
+            for component in self.blur_components().values():
+                loss_dict.update(component.loss(step))
         return loss_dict
 
     def get_metrics_dict(self, outputs, batch) -> dict[str, Tensor]:
-        """The inherited metrics plus the mean exposure fraction and the mean trajectory length (start to end)."""
+        """The inherited metrics plus, while training, the blur components' (the mean exposure fraction, trajectory
+        length and aperture)."""
         metrics = super().get_metrics_dict(outputs, batch)
         if self.training:
             with torch.no_grad():
-                metrics["deblur_exposure_mean"] = self.exposure.fraction().mean()
-                start, end = self.trajectory.endpoints(torch.arange(self.trajectory.knots.shape[0]))
-                metrics["deblur_trajectory_length"] = (end - start).norm(dim=-1).mean()
-                if self.defocus is not None:
-                    metrics["deblur_aperture_mean"] = self.defocus.aperture().mean()
+                for component in self.blur_components().values():
+                    metrics.update(component.metrics())
         return metrics

@@ -19,17 +19,17 @@ from torch.nn import Parameter
 from tyro.conf import Suppress
 
 from dynsplat_ns import schedules
-from dynsplat_ns.checkpoints.adapt import CheckpointAdaptation
+from dynsplat_ns.checkpoints.state import FrameAxes, ResumeInfo, RowMap, adapt_state
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.gaussians import init_gaussian_params
 from dynsplat_ns.models.camera_utils import viewmats_from_c2w
 from dynsplat_ns.models.depth_loss import DepthPriorLoss
 from dynsplat_ns.models.environment import EnvironmentMap, view_directions
 from dynsplat_ns.models.metrics import LazyLPIPS
-from dynsplat_ns.models.near_camera import NearCameraPruner
 from dynsplat_ns.models.splatfacto_options import check_splatfacto_options
+from dynsplat_ns.models.strategies import build_near_camera_pruner, build_strategy
 from dynsplat_ns.motion.base import MotionModel
-from dynsplat_ns.motion.choice import MotionChoice
+from dynsplat_ns.motion.choice import MotionChoice, resolve_motion
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
 from dynsplat_ns.priors.dynamic_seeds import with_dynamic_seeds
@@ -116,6 +116,10 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     prompt: Suppress[str | None] = None
     """Not supported (a text prompt, set by ns-train's --prompt); a value is rejected at startup."""
 
+    def __post_init__(self) -> None:
+        # ``--pipeline.model.motion*`` flags arrive as flat flags (motion/choice.py): build the chosen model's config.
+        self.motion = resolve_motion(self.motion)
+
     def extra_optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Optimizer groups of the model's own global parameters, built from this config when a run starts (see
         :func:`dynsplat_ns.training.trainer.resolve_run_schedules`): the environment map (used when the background is
@@ -128,7 +132,7 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
         return groups
 
 
-class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
+class DynamicSplatModel(SplatfactoModel):
     """Splatfacto whose Gaussians move with time; one camera time per render.
 
     Per-Gaussian motion parameters live in ``gauss_params`` next to means/scales/... so gsplat's ``DefaultStrategy``
@@ -166,14 +170,15 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         self.crop_box = None
         self.background_color = self._default_background(metadata)
         self.environment = EnvironmentMap() if self._uses_environment(metadata) else None
-        self.near_camera = NearCameraPruner(self.config.near_camera_prune)
+        ranks = int(self.kwargs.get("ranks", 1))  # given by DynsplatPipeline (torch.distributed world size)
+        self.near_camera = build_near_camera_pruner(self.config.near_camera_prune, ranks)
         self.depth_loss = DepthPriorLoss.from_config(self.config, metadata)  # None: no depth or weight 0
         if self.config.use_bilateral_grid:
             from nerfstudio.model_components.lib_bilagrid import BilateralGrid
 
             gx, gy, gw = self.config.grid_shape
             self.bil_grids = BilateralGrid(num=self.num_train_data, grid_X=gx, grid_Y=gy, grid_W=gw)
-        self.strategy = DefaultStrategy(
+        strategy = DefaultStrategy(
             prune_opa=self.config.cull_alpha_thresh,
             grow_grad2d=self.config.densify_grad_thresh,
             grow_scale3d=self.config.densify_size_thresh,
@@ -190,7 +195,75 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
             revised_opacity=False,
             verbose=False,
         )
+        # Chosen here, once, from what the run needs: views rendered per step and ranks (models/strategies.py).
+        self.strategy = build_strategy(strategy, int(self.kwargs.get("views_per_step", 1)), ranks)
         self.strategy_state = self.strategy.initialize_state(scene_scale=1.0)
+
+    # ---- checkpoints: resume or fine-tune on another set of training images or frames ----------------------------
+    def load_state_dict(self, dict, **kwargs):  # type: ignore[override]  # noqa: A002
+        """``nn.Module``'s entry point: :meth:`load_checkpoint_state` with nothing known about the checkpoint's
+        training images (``strict`` as in torch)."""
+        self.load_checkpoint_state(dict, ResumeInfo(), strict=kwargs.get("strict", True))
+
+    def load_checkpoint_state(
+        self, state: dict[str, Tensor], resume: ResumeInfo | None = None, strict: bool = True
+    ) -> dict[str, RowMap]:
+        """Loads a checkpoint's model state, adapted to this model where a resume/fine-tune changed the dataset.
+
+        * Gaussian parameters are resized to the checkpoint's count (splatfacto).
+        * Per-image tensors (:meth:`per_image_state_keys`) are matched by image name when ``resume`` maps this
+          dataset's images onto the checkpoint's; rows of images the checkpoint lacks keep their fresh
+          initialisation. Without a mapping, a count mismatch re-initialises them (with a warning).
+        * Per-frame tensors (:meth:`per_frame_state_keys`) are resampled linearly in time along their declared axes.
+        * Any other shape mismatch raises ``ValueError`` naming the tensors (e.g. another sh_degree).
+
+        Args:
+            state: Model state dict of the checkpoint (keys without the pipeline's ``_model.`` prefix).
+            resume: What the pipeline knows about the checkpoint's training images; None: nothing.
+            strict: As ``torch.nn.Module.load_state_dict``.
+
+        Returns:
+            For each per-image parameter whose rows were remapped, how (to fit its optimizer state the same way).
+        """
+        adapted, row_maps, warnings = adapt_state(
+            state, self.state_dict(), self.per_image_state_keys(), self.per_frame_state_keys(), resume or ResumeInfo()
+        )
+        if warnings:
+            from nerfstudio.utils.rich_utils import CONSOLE
+
+            for line in warnings:
+                CONSOLE.print(f"[yellow]{line}")
+        super().load_state_dict(adapted, strict=strict)
+        self.motion.set_step(self.step)
+        return row_maps
+
+    def per_image_state_keys(self) -> dict[str, int]:
+        """State-dict keys with an axis indexed by the training image, and that axis: the camera optimizer's pose
+        adjustments, the bilateral grids and what the motion model declares."""
+        keys = {}
+        if isinstance(getattr(self.camera_optimizer, "pose_adjustment", None), Tensor):
+            keys["camera_optimizer.pose_adjustment"] = 0
+        if self.config.use_bilateral_grid:
+            keys["bil_grids.grids"] = 0
+        for name, axis in self.motion.per_image_state_keys().items():
+            keys[self._motion_state_key(name)] = axis
+        return keys
+
+    def per_frame_state_keys(self) -> dict[str, FrameAxes]:
+        """State-dict keys with an axis (or axes) indexed by the training frame: what the motion model declares."""
+        return {self._motion_state_key(name): axes for name, axes in self.motion.per_frame_state_keys().items()}
+
+    def _motion_state_key(self, name: str) -> str:
+        """This model's state-dict key of a tensor the motion model names (a per-Gaussian parameter or its own)."""
+        own = name in self.motion.state_dict()
+        if name in self.gauss_params and not own:
+            return f"gauss_params.{name}"
+        if own and name not in self.gauss_params:
+            return f"motion.{name}"
+        where = "both a per-Gaussian parameter and in" if own else "neither a per-Gaussian parameter nor in"
+        raise ValueError(
+            f"{type(self.motion).__name__} declares per-image/per-frame state {name!r}, which is {where} its state_dict"
+        )
 
     def _num_frames(self, metadata: dict) -> int:
         """Distinct training times reported by the dataparser; a clear error when the motion model needs them."""
@@ -265,9 +338,10 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         """Raw Gaussian parameters moved to time ``t`` (canonical when motion is disabled)."""
         return self.gaussians_at_times([t])[0]
 
-    def gaussians_at_times(self, times: Sequence[float]) -> list[dict[str, Tensor]]:
+    def gaussians_at_times(self, times: Sequence[float], context: Any = None) -> list[dict[str, Tensor]]:
         """Raw Gaussian parameters moved to each of ``times`` (one motion evaluation for all; canonical when motion is
-        disabled). One time uses the motion model's scalar call, several its batched one."""
+        disabled). One time uses the motion model's scalar call, several its batched one. ``context``: the render's,
+        from :meth:`render_views` (unused here; a subclass may change the Gaussians for it)."""
         params = dict(self.gauss_params.items())
         if self.config.disable_motion:
             moved = [self.motion.canonical(params)] * len(times)
@@ -302,7 +376,7 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         return outputs
 
     def render_views(
-        self, cameras: Cameras, times: Tensor | Sequence[float] | None = None
+        self, cameras: Cameras, times: Tensor | Sequence[float] | None = None, context: Any = None
     ) -> dict[str, Union[Tensor, list, float]]:
         """Renders K views in one step: camera k at time ``times[k]``.
 
@@ -315,6 +389,8 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         Args:
             cameras: K cameras of one image size, e.g. copies of one camera (virtual cameras of a blurred image).
             times: K times in [0, 1]; None: each camera's ``times`` (0 for cameras without times).
+            context: what a subclass renders this step for (e.g. dynsplat-deblur's ``BlurStep``), passed unchanged to
+                :meth:`gaussians_at_times` and :meth:`_rasterize_group`; None for a plain render.
 
         Returns:
             rgb [K, H, W, 3], depth [K, H, W, 1] (eval or when requested, else None), accumulation [K, H, W, 1],
@@ -329,7 +405,7 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
             c2w = cameras.camera_to_worlds
         distinct = list(dict.fromkeys(view_times))
         groups = [[k for k in range(K) if view_times[k] == t] for t in distinct]
-        states = self.gaussians_at_times(distinct)
+        states = self.gaussians_at_times(distinct, context)
 
         if self.config.sh_degree > 0:
             sh_degree = min(self.step // self.config.sh_degree_interval, self.config.sh_degree)
@@ -350,7 +426,9 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
 
         renders, alphas, metas = [], [], []
         for views, g in zip(groups, states, strict=True):
-            render, alpha, meta = self._rasterize_group(g, viewmats[views], Ks[views], W, H, sh_degree, render_mode)
+            render, alpha, meta = self._rasterize_group(
+                g, viewmats[views], Ks[views], W, H, sh_degree, render_mode, context
+            )
             renders.append(render)
             alphas.append(alpha)
             metas.append(meta)
@@ -402,10 +480,19 @@ class DynamicSplatModel(CheckpointAdaptation, SplatfactoModel):
         return [min(max(float(t), 0.0), 1.0) for t in flat]
 
     def _rasterize_group(
-        self, g: dict[str, Tensor], viewmats: Tensor, Ks: Tensor, W: int, H: int, sh_degree: int | None, mode: str
+        self,
+        g: dict[str, Tensor],
+        viewmats: Tensor,
+        Ks: Tensor,
+        W: int,
+        H: int,
+        sh_degree: int | None,
+        mode: str,
+        context: Any = None,
     ) -> tuple[Tensor, Tensor, dict | None]:
         """One ``rasterize()`` call: the Gaussians ``g`` (at one time) seen by C cameras; ``meta`` None when the crop
-        box (eval) leaves no Gaussian, and the render is then empty."""
+        box (eval) leaves no Gaussian, and the render is then empty. ``context``: the render's, from
+        :meth:`render_views` (unused here)."""
         if self.crop_box is not None and not self.training:
             keep = self.crop_box.within(g["means"]).squeeze()
             if keep.sum() == 0:

@@ -11,11 +11,8 @@ one-camera steps would.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-import torch
-from gsplat.strategy import DefaultStrategy
 from nerfstudio.cameras.cameras import Cameras
 
 from dynsplat_ns.errors import DynsplatConfigError
@@ -72,39 +69,3 @@ def multi_view_train_step(model: Any, cameras: Cameras, batches: list[dict]) -> 
     metrics = [model.get_metrics_dict(out, batch) for out, batch in zip(per_view, batches, strict=True)]
     losses = [model.get_loss_dict(out, batch, m) for out, batch, m in zip(per_view, batches, metrics, strict=True)]
     return outputs, mean_over_views(losses), mean_over_views(metrics)
-
-
-@dataclasses.dataclass
-class ViewMaxStrategy(DefaultStrategy):
-    """gsplat's DefaultStrategy whose per-Gaussian screen-size statistic (``radii``) is the maximum over all views of
-    a step. gsplat 1.4.0 writes it with an indexed assignment, so of several views in one meta that see a Gaussian the
-    last one wins ("should be ideally using scatter max", its comment); with one view per step both agree exactly."""
-
-    def _update_state(self, params, state, info, packed: bool = False) -> None:
-        track_radii = self.refine_scale2d_stop_iter > 0
-        before = state.get("radii") if track_radii else None
-        before = None if before is None else before.clone()
-        super()._update_state(params, state, info, packed=packed)
-        if not track_radii:
-            return
-        with torch.no_grad():
-            if packed:
-                ids, radii = info["gaussian_ids"], info["radii"]
-            else:
-                visible = info["radii"] > 0.0
-                ids, radii = torch.where(visible)[1], info["radii"][visible]
-            radii = radii / float(max(info["width"], info["height"]))
-            base = torch.zeros_like(state["radii"]) if before is None else before
-            state["radii"] = base.scatter_reduce(0, ids, radii.to(base.dtype), reduce="amax", include_self=True)
-
-    @classmethod
-    def from_strategy(cls, strategy: DefaultStrategy) -> ViewMaxStrategy:
-        """A strategy of this class with ``strategy``'s settings."""
-        return cls(**{f.name: getattr(strategy, f.name) for f in dataclasses.fields(strategy) if f.init})
-
-
-def use_view_max_strategy(model: Any) -> None:
-    """Gives ``model`` (its ``strategy``) the :class:`ViewMaxStrategy` of its settings, unless it already has one."""
-    strategy = getattr(model, "strategy", None)
-    if isinstance(strategy, DefaultStrategy) and not isinstance(strategy, ViewMaxStrategy):
-        model.strategy = ViewMaxStrategy.from_strategy(strategy)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 import torch
 from nerfstudio.configs.base_config import InstantiateConfig
@@ -53,6 +53,8 @@ class MotionModelConfig(InstantiateConfig):
 
     _target: type = field(default_factory=lambda: MotionModel)
     """Motion model class to instantiate."""
+    #: Its name in ``--pipeline.model.motion NAME`` (None: derived from the class name, see motion/choice.py).
+    choice_name: ClassVar[str | None] = None
     static_warmup_steps: int | None = 0
     """Training steps during which the model stays the identity (static warm-up), as 4DGS's coarse stage; None
     ("auto"): 15 % of the run (--max-num-iterations)."""

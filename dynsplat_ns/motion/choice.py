@@ -3,8 +3,10 @@
 tyro parses the ``motion`` field of the model configs through :data:`MotionChoice`: one flat set of flags, the union of
 every motion model's fields (each shown once, its help prefixed with the model it belongs to), plus the selector
 ``--pipeline.model.motion {None,som,hexplane,marbles,static}`` (None: the method's own model). Flags of the method's
-model take the method's defaults; the others take their model's defaults. Parsing returns the chosen model's ordinary
-config (``ShapeOfMotionConfig``, ...), so config.yml, ns-eval/ns-render/ns-viewer and Python use see no difference.
+model take the method's defaults; the others take their model's defaults. tyro fills a :class:`MotionFlags` value; the
+model config turns it into the chosen model's ordinary config (``ShapeOfMotionConfig``, ...) when it is constructed
+(:func:`resolve_motion` in its ``__post_init__``), so config.yml, ns-eval/ns-render/ns-viewer and Python use see no
+difference. The help of each flag is the docstring under the model's field, as tyro reads it for any config.
 
 Why not a tyro union (subcommands such as ``motion:som``)? In tyro 1.0.17 a union branch's flags exist only after its
 subcommand is named, so today's ``ns-train dynsplat-som --pipeline.model.motion.bases-lr 1e-3 dynsplat-dnerf ...``
@@ -19,13 +21,10 @@ Nothing is built at import (nerfstudio imports every plugin for every ns-* comma
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
-import inspect
 import re
 import sys
-import textwrap
 from typing import Annotated, Any, Literal, Optional, get_type_hints
 
 import tyro
@@ -38,19 +37,17 @@ SELECTOR_FLAG = "--pipeline.model.motion"
 
 
 def motion_configs() -> dict[str, type[MotionModelConfig]]:
-    """The selectable motion models: selector value → config class. The built-in ones, then the model of every other
-    registered nerfstudio method (a plugin's own model, e.g. examples/custom_motion.py), named after its class
+    """The selectable motion models: selector value → config class.
+
+    Every imported :class:`MotionModelConfig` subclass that names itself (``choice_name``; the built-in ones, which
+    :mod:`dynsplat_ns.motion` imports), sorted by name, then the model of every other registered nerfstudio method (a
+    plugin's own model, e.g. examples/custom_motion.py), named by its ``choice_name`` or after its class
     (``VelocityMotionConfig`` → ``velocity``). Methods are read from nerfstudio's method list only where ns-train
     already loaded it (never imported here)."""
-    from dynsplat_ns.motion.hexplane import HexPlaneMotionConfig
-    from dynsplat_ns.motion.marbles import MarblesMotionConfig
-    from dynsplat_ns.motion.som import ShapeOfMotionConfig
-    from dynsplat_ns.motion.static import StaticMotionConfig
+    import dynsplat_ns.motion  # noqa: F401  (the built-in models)
 
-    configs: dict[str, type[MotionModelConfig]] = {
-        "som": ShapeOfMotionConfig, "hexplane": HexPlaneMotionConfig, "marbles": MarblesMotionConfig,
-        "static": StaticMotionConfig,
-    }  # fmt: skip
+    named = {cls.choice_name: cls for cls in _subclasses(MotionModelConfig) if cls.__dict__.get("choice_name")}
+    configs: dict[str, type[MotionModelConfig]] = dict(sorted(named.items()))
     methods = getattr(sys.modules.get("nerfstudio.configs.method_configs"), "all_methods", {})
     for config in methods.values():
         motion = getattr(getattr(getattr(config, "pipeline", None), "model", None), "motion", None)
@@ -58,25 +55,26 @@ def motion_configs() -> dict[str, type[MotionModelConfig]]:
         if not isinstance(motion, MotionModelConfig) or not dataclasses.is_dataclass(cls) or cls in configs.values():
             continue
         stem = re.sub(r"(Motion)?(Model)?Config$", "", cls.__name__) or cls.__name__
-        name = re.sub(r"(?<!^)(?=[A-Z])", "-", stem).lower()
+        name = cls.choice_name or re.sub(r"(?<!^)(?=[A-Z])", "-", stem).lower()
         configs[name if name not in configs else f"{cls.__module__}.{cls.__name__}"] = cls
     return configs
 
 
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls`` defined so far, depth first."""
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
 def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string under each field) of a config class and its bases."""
+    """The help text of each field of a config class (the docstring under it), as tyro reads it for any config."""
+    spec = tyro.constructors.ConstructorRegistry.get_struct_spec(
+        tyro.constructors.StructTypeInfo.make(cls, tyro.constructors.MISSING_NONPROP, False)
+    )
     docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            body = ast.parse(textwrap.dedent(inspect.getsource(klass))).body[0].body  # type: ignore[attr-defined]
-        except (OSError, TypeError, SyntaxError):  # no source (e.g. a class built at run time): no help text
-            continue
-        for stmt, nxt in zip(body, body[1:], strict=False):
-            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and isinstance(nxt, ast.Expr):
-                if isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
-                    docs[stmt.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
+    for item in getattr(spec, "fields", ()):
+        text = item.helptext() if callable(item.helptext) else item.helptext
+        if text:
+            docs[item.name] = " ".join(str(text).split())
     return docs
 
 
@@ -84,14 +82,6 @@ def _default(cls: type, name: str) -> Any:
     """A config class's default value of a field (dataclasses.MISSING if it has none)."""
     spec = next(f for f in dataclasses.fields(cls) if f.name == name)
     return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
-
-
-class _BuildsMotionConfig(type):
-    """Metaclass of the flat flag class: calling it (as tyro does with the parsed values) returns the chosen model's
-    config instead of an instance of the flag class."""
-
-    def __call__(cls, **values: Any) -> MotionModelConfig:
-        return build_motion_config(values)
 
 
 def build_motion_config(values: dict[str, Any]) -> MotionModelConfig:
@@ -169,11 +159,22 @@ def _flags_type(configs: tuple[tuple[str, type], ...]) -> type:
         prefix = "" if typed is MotionModelConfig else f"[{', '.join(names_of_key)}] "
         spec = dataclasses.field(default_factory=functools.partial(_default, cls, key), metadata={"help": prefix + doc})
         fields.append((key, get_type_hints(typed)[key], spec))
-    return dataclasses.make_dataclass("MotionFlags", fields, bases=(_FlagBase,))
+    return dataclasses.make_dataclass("MotionFlags", fields, bases=(MotionFlags,))
 
 
-class _FlagBase(metaclass=_BuildsMotionConfig):
-    """Base of the flat flag class (carries the metaclass)."""
+class MotionFlags:
+    """Base of the flat flag class tyro fills from the command line; :meth:`build` makes the chosen model's config
+    (the model configs' ``motion`` field is turned into it when the model config is constructed, see
+    :func:`resolve_motion`)."""
+
+    def build(self) -> MotionModelConfig:
+        """The chosen model's config (:func:`build_motion_config` of the parsed flags)."""
+        return build_motion_config({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
+
+def resolve_motion(motion: MotionModelConfig | MotionFlags) -> MotionModelConfig:
+    """``motion`` as a model config: parsed flat flags are built into the chosen model's config."""
+    return motion.build() if isinstance(motion, MotionFlags) else motion
 
 
 #: Annotation of a model config's ``motion`` field: a MotionModelConfig, parsed from flat flags (see module docstring).

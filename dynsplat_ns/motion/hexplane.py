@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ class HexPlaneMotionConfig(MotionModelConfig):
 
     _target: type = field(default_factory=lambda: HexPlaneMotion)
     """Motion model class to instantiate."""
+    choice_name: ClassVar[str] = "hexplane"
     resolution: tuple[int, int, int, int] = (32, 32, 32, 25)
     """Base plane resolution along x, y, z, t (4DGS uses 64³×25; 32³ keeps CPU runs quick)."""
     multires: tuple[int, ...] = (1, 2)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -30,6 +30,7 @@ class MarblesMotionConfig(MotionModelConfig):
 
     _target: type = field(default_factory=lambda: MarblesMotion)
     """Motion model class to instantiate."""
+    choice_name: ClassVar[str] = "marbles"
     max_motion_floats: int = 12_000_000
     """Cap on N × T × 3 (offset floats; ×16 bytes with Adam state ≈ 192 MB at the default)."""
     num_knots: int = 0

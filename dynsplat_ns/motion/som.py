@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
@@ -29,6 +29,7 @@ class ShapeOfMotionConfig(MotionModelConfig):
 
     _target: type = field(default_factory=lambda: ShapeOfMotion)
     """Motion model class to instantiate."""
+    choice_name: ClassVar[str] = "som"
     num_bases: int = 10
     """Number K of global motion bases (Shape of Motion uses 10)."""
     num_knots: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 
@@ -13,6 +14,7 @@ class StaticMotionConfig(MotionModelConfig):
 
     _target: type = field(default_factory=lambda: StaticMotion)
     """Motion model class to instantiate."""
+    choice_name: ClassVar[str] = "static"
 
 
 class StaticMotion(MotionModel):

@@ -8,10 +8,10 @@ stale references to. Instead:
 * :func:`broadcast_model` copies rank 0's parameters and buffers to every rank once, after setup;
 * :class:`RankAveragedOptimizers` averages the gradient of every optimised parameter (Gaussians, motion, camera
   optimizer, per-image tables) across ranks right before each optimizer step;
-* :class:`RankSyncedStrategy` (a :class:`~dynsplat_ns.models.multi_view.ViewMaxStrategy`) sums gsplat's
-  densification statistics (``grad2d``, ``count``; maximum of ``radii``) across ranks before each refine, and
-  splits with rank 0's random state, so every rank densifies identically;
-* :class:`RankSyncedNearCameraPruner` prunes near the union of the cameras every rank has rendered.
+* the model, built with ``ranks`` > 1 by the pipeline, densifies with
+  :class:`~dynsplat_ns.models.strategies.RankSyncedStrategy` (statistics summed across ranks before each refine,
+  splits with rank 0's random state) and prunes near the union of the cameras every rank has rendered
+  (:class:`~dynsplat_ns.models.strategies.RankSyncedNearCameraPruner`).
 
 All of it is a no-op with one process (nothing initialised, or a world of 1). Only rank 0 writes checkpoints, logs, the
 viewer and evaluation output (nerfstudio's ``check_main_thread`` reads the rank from torch.distributed).
@@ -27,12 +27,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from gsplat.strategy import DefaultStrategy
 from nerfstudio.engine.optimizers import Optimizers
 from torch import Tensor
-
-from dynsplat_ns.models.multi_view import ViewMaxStrategy
-from dynsplat_ns.models.near_camera import NearCameraPruner
 
 #: Environment that torchrun (and ``srun`` with these exported) sets for each process.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -177,84 +173,3 @@ class RankAveragedOptimizers(Optimizers):
     def optimizer_step_all(self) -> None:
         self._average(self.optimizers)
         super().optimizer_step_all()
-
-
-def _rng_state(device: torch.device) -> Tensor:
-    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-
-
-def _set_rng_state(state: Tensor, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state.cpu(), device)
-    else:
-        torch.set_rng_state(state.cpu())
-
-
-@torch.no_grad()
-def merge_strategy_state(state: dict[str, Any]) -> None:
-    """Sums ``grad2d`` and ``count`` and takes the maximum of ``radii`` over the ranks, in place (what one rank that
-    had rendered every rank's cameras would hold)."""
-    if not active():
-        return
-    for key, op in (("grad2d", dist.ReduceOp.SUM), ("count", dist.ReduceOp.SUM), ("radii", dist.ReduceOp.MAX)):
-        value = state.get(key)
-        if isinstance(value, Tensor):
-            dist.all_reduce(value, op=op)
-
-
-@dataclasses.dataclass
-class RankSyncedStrategy(ViewMaxStrategy):
-    """gsplat's DefaultStrategy that refines identically on every rank: before each refine the statistics are merged
-    across ranks (:func:`merge_strategy_state`) and the splits draw from rank 0's random state (rank 0 then continues
-    as a single process would; the others return to their own state)."""
-
-    @torch.no_grad()
-    def _grow_gs(self, params, optimizers, state, step):
-        if not active():
-            return super()._grow_gs(params, optimizers, state, step)
-        merge_strategy_state(state)
-        device = params["means"].device
-        own = _rng_state(device)
-        shared = own.to(device) if device.type == "cuda" else own.clone()
-        dist.broadcast(shared, src=0)
-        _set_rng_state(shared, device)
-        try:
-            return super()._grow_gs(params, optimizers, state, step)
-        finally:
-            if rank() != 0:
-                _set_rng_state(own, device)
-
-
-class RankSyncedNearCameraPruner(NearCameraPruner):
-    """NearCameraPruner whose refine-step decision uses the camera centres every rank has rendered."""
-
-    def drop_mask(self, means: Tensor, step: int, strategy) -> Tensor | None:
-        refining = strategy.refine_start_iter < step < strategy.refine_stop_iter and step % strategy.refine_every == 0
-        if active() and self.factor > 0 and refining:
-            gathered: list[Any] = [None] * world_size()
-            dist.all_gather_object(gathered, {k: v.tolist() for k, v in self.centres.items()})
-            for centres in gathered:
-                for key, centre in centres.items():
-                    self.centres.setdefault(key, torch.tensor(centre))
-        return super().drop_mask(means, step, strategy)
-
-    @classmethod
-    def from_pruner(cls, pruner: NearCameraPruner) -> RankSyncedNearCameraPruner:
-        """A pruner with ``pruner``'s factor and the centres it has recorded."""
-        synced = cls(pruner.factor)
-        synced.centres = dict(pruner.centres)
-        return synced
-
-
-def prepare_model(model: torch.nn.Module) -> None:
-    """Makes a freshly set-up (or resumed) model train in lock-step with the other ranks: rank 0's parameters and
-    buffers everywhere, rank-synchronised densification and near-camera pruning. No-op with one rank."""
-    if not active():
-        return
-    strategy = getattr(model, "strategy", None)
-    if isinstance(strategy, DefaultStrategy) and not isinstance(strategy, RankSyncedStrategy):
-        model.strategy = RankSyncedStrategy.from_strategy(strategy)
-    pruner = getattr(model, "near_camera", None)
-    if isinstance(pruner, NearCameraPruner) and not isinstance(pruner, RankSyncedNearCameraPruner):
-        model.near_camera = RankSyncedNearCameraPruner.from_pruner(pruner)
-    broadcast_model(model)

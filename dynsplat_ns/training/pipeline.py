@@ -147,19 +147,48 @@ class DynsplatPipeline(VanillaPipeline):
         allow_nerfstudio_checkpoints()  # checkpoints written before CheckpointMixin (numpy scalars)
         ensure_ffmpeg_for_ns_render()  # ns-render only
         use_saved_viewer_host()  # ns-viewer only
-        # Never DDP-wrapped (nerfstudio wraps for world_size > 1): densification replaces the Gaussian parameters, and
-        # the ranks are kept in step by dynsplat_ns.training.distributed (gradient averaging, synchronised
-        # densification).
         world_size = int(kwargs.pop("world_size", 1))
         with exit_on_user_error(), explain_missing_test_split(config):  # e.g. dynsplat-deblur needs a test split
-            super().__init__(config, device, test_mode=test_mode, world_size=1, **kwargs)
-        self.world_size = world_size
-        if getattr(self.datamanager.config, "cameras_per_step", 1) > 1:  # screen-size statistic: max over the views
-            from dynsplat_ns.models.multi_view import use_view_max_strategy
-
-            use_view_max_strategy(self.model)
+            self._build(config, device, test_mode, world_size, **kwargs)
         # nerfstudio's Viewer sets up the ViewerControls of the pipeline it shows: CPU "Max res", first view.
         self.viewer_defaults = DynsplatViewerControl()
+
+    def _build(
+        self,
+        config: DynsplatPipelineConfig,
+        device: str,
+        test_mode: str,
+        world_size: int,
+        local_rank: int = 0,
+        grad_scaler: Any = None,
+    ) -> None:
+        """VanillaPipeline's setup (datamanager, then the model over its training data), except that the model learns
+        what the run needs to pick its densification strategy once (views per step, ranks) and is never DDP-wrapped:
+        densification replaces the Gaussian parameters, and the ranks are kept in step by
+        :mod:`dynsplat_ns.training.distributed` (gradient averaging) and the model's rank-synced strategy."""
+        torch.nn.Module.__init__(self)
+        self.config = config
+        self.test_mode = test_mode
+        # One datamanager per rank over every training image: each rank picks its share (camera_batches.py).
+        self.datamanager = config.datamanager.setup(
+            device=device, test_mode=test_mode, world_size=1, local_rank=local_rank
+        )
+        metadata = self.datamanager.train_dataparser_outputs.metadata
+        seed_points = (metadata["points3D_xyz"], metadata["points3D_rgb"]) if "points3D_xyz" in metadata else None
+        self.datamanager.to(device)
+        dataset = self.datamanager.train_dataset
+        self._model = config.model.setup(
+            scene_box=dataset.scene_box,
+            num_train_data=len(dataset),
+            metadata=dataset.metadata,
+            device=device,
+            grad_scaler=grad_scaler,
+            seed_points=seed_points,
+            views_per_step=int(getattr(self.datamanager.config, "cameras_per_step", 1)),
+            ranks=world_size,
+        )
+        self.model.to(device)
+        self.world_size = world_size
 
     def get_train_loss_dict(self, step: int):
         """nerfstudio's training step; with ``--pipeline.datamanager.cameras-per-step`` K > 1, K cameras rendered

@@ -153,10 +153,10 @@ class DynsplatTrainer(CheckpointMixin, Trainer):
 
     # ---- several ranks (dynsplat_ns.training.distributed; all no-ops with one process) -------------------------------
     def setup(self, test_mode: Literal["test", "val", "inference"] = "val") -> None:
-        """nerfstudio's setup; with several ranks, then rank 0's model on every rank, rank-synchronised densification,
-        and files written by rank 0 only."""
+        """nerfstudio's setup; with several ranks, then rank 0's model on every rank and files written by rank 0 only
+        (the model densifies in lock-step: the pipeline builds it with ``ranks``, see models/strategies.py)."""
         super().setup(test_mode=test_mode)
-        distributed.prepare_model(self.pipeline.model)
+        distributed.broadcast_model(self.pipeline.model)
         outputs = getattr(self.pipeline.datamanager, "train_dataparser_outputs", None)
         if distributed.rank() != 0 and outputs is not None:
             outputs.save_dataparser_transform = lambda path: None  # rank 0 writes dataparser_transforms.json

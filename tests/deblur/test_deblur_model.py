@@ -10,7 +10,10 @@ from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from nerfstudio.engine.optimizers import Optimizers
 
 from dynsplat_ns.checkpoints.state import ResumeInfo
-from dynsplat_ns.deblur.model import EXPOSURE_GROUP, TRAJECTORY_GROUP
+from dynsplat_ns.deblur.base import BlurStep, VirtualViews
+from dynsplat_ns.deblur.exposure import EXPOSURE_GROUP
+from dynsplat_ns.deblur.time_gradient import time_velocities
+from dynsplat_ns.deblur.trajectory import TRAJECTORY_GROUP
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel, DynamicSplatModelConfig
 
 IMAGE = 3  # a training image away from both ends of the sequence (sub-times are not clamped)
@@ -135,14 +138,18 @@ def test_sub_time_gradient_is_the_motion_models_time_derivative(train_split):
     outputs, _ = train_split
     model, _ = build(outputs, deblur_config())
     _moving(model)
-    t = 0.26  # between frames 2 and 3 of 12
-    tau = torch.tensor(t, requires_grad=True)
+    tau = torch.tensor([0.26], requires_grad=True)  # a differentiable view time (between frames 2 and 3 of 12)
+    t = float(tau.detach())  # the float time the render evaluates the motion model at
     plain = model.gaussians_at_times([t])[0]
-    model._time_tensors = {t: tau}
-    try:
-        state = model.gaussians_at_times([t])[0]
-    finally:
-        model._time_tensors = {}
+
+    def motion_at(ts):
+        return model.motion(dict(model.gauss_params.items()), torch.tensor(ts, dtype=torch.float64))
+
+    velocities = {t: time_velocities([t], {t: tau[0]}, motion_at)[0]}
+    views = VirtualViews(poses=torch.eye(4)[None, :3], times=tau, velocities=velocities)
+    step = BlurStep(image=IMAGE, time=t, pose=torch.eye(4)[:3], positions=torch.tensor([0.5]), motion_at=motion_at)
+    step.views = views
+    state = model.gaussians_at_times([t], step)[0]  # the render's call during that step
     weights = {k: torch.randn(state[k].shape, generator=torch.Generator().manual_seed(5)) for k in ("means", "quats")}
 
     def objective(s):

@@ -12,8 +12,7 @@ from deblur_helpers import build, deblur_config, load_train, optimizer_configs, 
 from nerfstudio.engine.optimizers import Optimizers
 
 from dynsplat_ns.checkpoints.state import ResumeInfo
-from dynsplat_ns.deblur.defocus import DefocusBlur
-from dynsplat_ns.deblur.model import APERTURE_GROUP, FOCUS_GROUP
+from dynsplat_ns.deblur.defocus import APERTURE_GROUP, FOCUS_GROUP, DefocusBlurConfig
 from dynsplat_ns.render.projection import project_gaussians
 
 IMAGE = 3
@@ -78,7 +77,7 @@ def test_blur_inputs_add_the_circle_of_confusion_and_conserve_energy():
     log_scales = torch.log(torch.rand(N, 3) * 0.03 + 0.005)
     opacities = torch.rand(N) * 0.8 + 0.1
     viewmat, K = torch.eye(4), torch.tensor([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]])
-    blur = DefocusBlur(2)
+    blur = DefocusBlurConfig(shared_aperture=False).setup(num_images=2)
     with torch.no_grad():
         blur.ref_depth[:] = 3.0  # focus z0 / q = 3
         blur.coc_sq[1] = (5.0 / 3.0) ** 2  # b = aperture / z0 with aperture = 5 pixel·depth

@@ -12,7 +12,8 @@ import torch
 from deblur_helpers import build, deblur_config, load_train, train_camera
 
 from dynsplat_ns.checkpoints.state import ResumeInfo
-from dynsplat_ns.deblur.defocus import DefocusBlur, grow_in_view
+from dynsplat_ns.deblur.defocus import DefocusBlur, DefocusBlurConfig
+from dynsplat_ns.deblur.growth import grow_in_view
 from dynsplat_ns.errors import DynsplatConfigError
 from dynsplat_ns.models.dynamic_splat import DynamicSplatModel
 
@@ -29,7 +30,7 @@ def train_split(dnerf_scene):
 def _blur_with_two_views() -> DefocusBlur:
     """Two images seen from the same camera at times 0 and 1: image 0 focused at depth 2, image 1 at depth 4, one
     aperture of b = 3 px (circle of confusion at half the focus distance)."""
-    blur = DefocusBlur(3)
+    blur = DefocusBlurConfig(shared_aperture=False).setup(num_images=3)
     with torch.no_grad():
         blur.coc_sq.fill_(9.0)
         blur.ref_depth[:2] = 3.0
@@ -53,7 +54,7 @@ def test_sharpest_blur_is_the_smallest_circle_of_confusion_of_the_views_that_saw
     c_world = 3.0 * abs(3.0 - 1.5 * 3.0) / 50.0  # b |z0 - q z| / fx: image 0's blur at depth 3
     torch.testing.assert_close(s, torch.tensor([0.0, 0.0, c_world, 0.0, 0.0]))
     # Nothing remembered yet (a fresh model): no filter.
-    assert DefocusBlur(2).sharpest_blur(lambda t: at[t]).numel() == 0
+    assert DefocusBlurConfig(shared_aperture=False).setup(num_images=2).sharpest_blur(lambda t: at[t]).numel() == 0
 
 
 def test_grow_in_view_is_the_identity_at_zero_variance_and_conserves_energy():

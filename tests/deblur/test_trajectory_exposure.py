@@ -5,8 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dynsplat_ns.deblur.exposure import ExposureTimes
-from dynsplat_ns.deblur.trajectory import ExposureTrajectory, interpolation_weights, sample_positions
+from dynsplat_ns.deblur.exposure import ExposureTimes, ExposureTimesConfig
+from dynsplat_ns.deblur.trajectory import (
+    ExposureTrajectory,
+    ExposureTrajectoryConfig,
+    interpolation_weights,
+    sample_positions,
+)
+
+
+def _trajectory(num_images: int, kind: str, init_std: float = 0.0, centered: bool = False) -> ExposureTrajectory:
+    config = ExposureTrajectoryConfig(kind=kind, init_std=init_std, centered=centered)
+    return config.setup(num_images=num_images)
+
+
+def _exposure(num_frames: int, exposure_range=(0.1, 0.9), shared: bool = False) -> ExposureTimes:
+    return ExposureTimesConfig(exposure_range=exposure_range, shared=shared).setup(num_frames=num_frames)
 
 
 def _pose() -> torch.Tensor:
@@ -16,7 +30,7 @@ def _pose() -> torch.Tensor:
 
 @pytest.mark.parametrize("kind", ["linear", "spline"])
 def test_zero_trajectory_is_exactly_the_pose(kind):
-    traj = ExposureTrajectory(4, kind)
+    traj = _trajectory(4, kind)
     c2w = _pose()
     poses = traj.virtual_c2w(c2w[None], 2, 7)
     assert poses.shape == (7, 3, 4)
@@ -31,7 +45,7 @@ def test_weights_form_a_partition_of_unity(kind):
 
 
 def test_linear_trajectory_runs_from_start_to_end_in_the_camera_frame():
-    traj = ExposureTrajectory(3, "linear")
+    traj = _trajectory(3, "linear")
     with torch.no_grad():
         traj.knots[1, 0] = torch.tensor([-0.1, 0.0, 0.0, 0.0, 0.0, 0.0])  # start: 0.1 to the camera's left
         traj.knots[1, 1] = torch.tensor([0.1, 0.0, 0.0, 0.0, 0.0, 0.0])  # end: 0.1 to its right
@@ -47,7 +61,7 @@ def test_linear_trajectory_runs_from_start_to_end_in_the_camera_frame():
 
 
 def test_exposure_fraction_is_bounded_and_sub_times_centre_on_the_frame():
-    exposure = ExposureTimes(11, (0.1, 0.9))
+    exposure = _exposure(11, (0.1, 0.9))
     with torch.no_grad():
         exposure.logits.copy_(torch.linspace(-50.0, 50.0, 11))
     fractions = exposure.fraction()
@@ -57,13 +71,13 @@ def test_exposure_fraction_is_bounded_and_sub_times_centre_on_the_frame():
     taus = exposure.sub_times(0.5, sample_positions(5))  # frame 5; exposure 0.5 of the interval 0.1
     torch.testing.assert_close(taus, torch.tensor([0.475, 0.4875, 0.5, 0.5125, 0.525]))
     assert exposure.sub_times(0.0, sample_positions(3)).min() == 0.0  # clamped at the sequence's start
-    assert torch.equal(ExposureTimes(1).sub_times(0.3, sample_positions(3)), torch.full((3,), 0.3))
+    assert torch.equal(_exposure(1).sub_times(0.3, sample_positions(3)), torch.full((3,), 0.3))
 
 
 @pytest.mark.parametrize("kind", ["linear", "spline"])
 def test_centered_trajectory_keeps_the_pose_at_mid_exposure(kind):
     """Centered: whatever the knots, mid-exposure is the image's pose and the views spread symmetrically (linear)."""
-    traj = ExposureTrajectory(2, kind, init_std=0.05, centered=True)
+    traj = _trajectory(2, kind, init_std=0.05, centered=True)
     c2w = _pose()
     poses = traj.virtual_c2w(c2w, 1, 5)
     torch.testing.assert_close(poses[2], c2w)
@@ -73,12 +87,12 @@ def test_centered_trajectory_keeps_the_pose_at_mid_exposure(kind):
     if kind == "linear":  # offsets (u - 1/2) (end - start): the common offset of the knots is ignored
         torch.testing.assert_close(start, -end)
         torch.testing.assert_close(end - start, knots[1] - knots[0])
-    free = ExposureTrajectory(2, kind, init_std=0.05)  # same seed, not centered: mid-exposure moves
+    free = _trajectory(2, kind, init_std=0.05)  # same seed, not centered: mid-exposure moves
     assert not torch.allclose(free.virtual_c2w(c2w, 1, 5)[2], c2w, atol=1e-4)
 
 
 def test_shared_exposure_is_one_value_for_every_frame():
-    exposure = ExposureTimes(6, (0.1, 0.9), shared=True)
+    exposure = _exposure(6, (0.1, 0.9), shared=True)
     assert exposure.logits.shape == (1,)
     with torch.no_grad():
         exposure.logits.fill_(1.0)
@@ -90,7 +104,7 @@ def test_shared_exposure_is_one_value_for_every_frame():
 def test_per_frame_exposure_is_the_shared_shutter_plus_the_frames_deviation():
     """Default: fraction_f = lo + (hi - lo) sigmoid(base + logit_f); the base gets the gradient of every frame's
     sub-times, a frame's own logit only its own."""
-    exposure = ExposureTimes(6, (0.1, 0.9))
+    exposure = _exposure(6, (0.1, 0.9))
     assert exposure.logits.shape == (6,) and exposure.base is not None and exposure.base.shape == (1,)
     with torch.no_grad():
         exposure.base.fill_(0.5)
@@ -102,5 +116,5 @@ def test_per_frame_exposure_is_the_shared_shutter_plus_the_frames_deviation():
         exposure.sub_times(t, sample_positions(3)).pow(2).sum().backward()
     assert exposure.base.grad.abs().item() > 0
     assert exposure.logits.grad.nonzero().flatten().tolist() == [1, 4]
-    assert ExposureTimes(6, shared=True).base is None
+    assert _exposure(6, shared=True).base is None
 
