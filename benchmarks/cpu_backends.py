@@ -79,6 +79,7 @@ def train_worker(backend: str, method: str, scene: Path, steps: int, warmup: int
 
     import torch
     from nerfstudio.data.datasets.base_dataset import InputDataset
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/quick_train.py
     from quick_train import quick_train
 
     import dynsplat_ns.models.dynamic_splat as dynamic_splat

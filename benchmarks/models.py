@@ -114,6 +114,7 @@ def run_one(name: str, scene: Path, steps: int, overrides: list[str], diagnose: 
     import torch
     from nerfstudio.data.datasets.base_dataset import InputDataset
     from pytorch_msssim import SSIM
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/quick_train.py
     from quick_train import quick_train
 
     from dynsplat_ns.dataparsers.dnerf import DNeRFDataParserConfig

@@ -50,6 +50,7 @@ def run_one(
     import torch
     from nerfstudio.data.datasets.base_dataset import InputDataset
     from pytorch_msssim import SSIM
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/quick_train.py
     from quick_train import train_steps
 
     from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
