@@ -63,6 +63,10 @@ NAMED_COLORS = {
     "blue": (0.0, 0.0, 1.0),
 }
 
+#: Metadata key of the blur a dataparser knows its training images have: ``{kind: why}`` (e.g. D2RF's bokeh images:
+#: ``{"defocus": "..."}``); dynsplat-deblur turns those kinds on by itself unless a flag says otherwise.
+TRAINING_BLUR_KEY = "training_blur"
+
 
 @dataclass
 class DynsplatDataParserConfig(DataParserConfig):

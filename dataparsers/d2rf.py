@@ -40,12 +40,20 @@ from nerfstudio.utils.rich_utils import CONSOLE
 from dynsplat_ns.errors import DynsplatConfigError
 
 from . import colmap
-from .base import DynsplatDataParser, DynsplatDataParserConfig
+from .base import TRAINING_BLUR_KEY, DynsplatDataParser, DynsplatDataParserConfig
 from .errors import DataParserError
 from .files import list_images
 from .poses_bounds import PosesBounds, bounds_scale, check_count, load_poses_bounds
 from .scene import SceneFrames
 from .subsets import holdout_split
+
+
+def training_blur(image_source: str) -> dict[str, str]:
+    """The blur of D2RF training images of ``image_source``: defocus for the bokeh images, none for the sharp ones."""
+    if image_source == "bokeh":
+        return {"defocus": "the training images are D2RF's defocused views (images_bokeh/, --image-source bokeh)"}
+    return {}
+
 
 #: Folder of each ``image_source``.
 IMAGE_FOLDERS = {"bokeh": "images_bokeh", "sharp": "images", "half-res": "images_2"}
@@ -165,7 +173,8 @@ class D2RF(DynsplatDataParser):
             eval_image_filenames=eval_files,
             eval_downscale=eval_downscale,
             per_frame_metadata={**per_view, "view_side": [v[1] for v in views], "frame_id": [v[0] for v in views]},
-            metadata={"depth_kind": "disparity"} if "depth_filenames" in per_view else {},
+            metadata={**({"depth_kind": "disparity"} if "depth_filenames" in per_view else {}),
+                      TRAINING_BLUR_KEY: training_blur(cfg.image_source)},
             **geometry,
         )
 

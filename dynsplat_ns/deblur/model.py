@@ -9,8 +9,9 @@ order, each switched by its flags:
   views' poses along a learnable exposure trajectory per training image;
 * object motion (``object_blur``; :class:`~dynsplat_ns.deblur.exposure.ExposureTimes`, Deblur4DGS): the views'
   times spread over a learnable exposure per training frame;
-* defocus (``defocus``, off by default; :class:`~dynsplat_ns.deblur.defocus.DefocusBlur`): each view rasterized with
-  the Gaussians grown by the image's circle of confusion at their depth (one ``rasterize()`` call per view);
+* defocus (``defocus``; by default on where the dataparser says the training images are defocused, e.g. D2RF's bokeh
+  images; :class:`~dynsplat_ns.deblur.defocus.DefocusBlur`): each view rasterized with the Gaussians grown by the
+  image's circle of confusion at their depth (one ``rasterize()`` call per view);
 * then those a config subclass adds (``examples/custom_blur.py``).
 
 The K views go through :meth:`DynamicSplatModel.render_views` in one step (one merged densification meta), and the
@@ -28,16 +29,19 @@ counts each view once and undoes the 1/K of the mean, so no threshold changes). 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.utils.rich_utils import CONSOLE
 from torch import Tensor
 from torch.nn import Parameter
 
 from dynsplat_ns.checkpoints.state import FrameAxes
+from dynsplat_ns.dataparsers.base import TRAINING_BLUR_KEY
 from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, ViewCamera, VirtualViews
 from dynsplat_ns.deblur.defocus import DefocusBlur, DefocusBlurConfig
 from dynsplat_ns.deblur.exposure import ExposureTimes, ExposureTimesConfig
@@ -109,14 +113,14 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     frame's image (the nearest camera at the next training time): trajectories change smoothly over time. Expressed
     in each camera's own frame, so it holds for a steady pan and for datasets whose cameras jump between frames
     (D-NeRF), unlike DyBluRF's world-space "end of frame i = start of frame i+1"."""
-    defocus: bool = False
+    defocus: bool | None = None
     """Model defocus blur: per training image a learnable focus distance and aperture; each Gaussian grows by its
-    circle of confusion (aperture · |1/z - 1/focus|) in the training renders (evaluation stays sharp). Turn it on for
-    data with a shallow depth of field, e.g. D2RF's bokeh images (``dynsplat-d2rf --image-source bokeh``). Starts at
-    zero aperture (the identity); costs one rasterize() call per virtual view. On defocus-only data also set
+    circle of confusion (aperture · |1/z - 1/focus|) in the training renders (evaluation stays sharp). None (default):
+    on where the dataparser says the training images are defocused (D2RF's bokeh images, ``dynsplat-d2rf
+    --image-source bokeh``, its default), off otherwise; the log says which and why. Starts at zero aperture (the
+    identity); costs one rasterize() call per virtual view. On defocus-only data also set
     ``--pipeline.model.camera-blur False --pipeline.model.object-blur False`` (else the trajectories explain part of
-    the defocus as shake) and ``--pipeline.model.use-scale-regularization True`` (needle-thin Gaussians hidden by the
-    blur in training): defocus scene, 3 seeds, +1.77 dB over SoM (README, "Deblurring")."""
+    the defocus as shake)."""
     defocus_shared_aperture: bool = True
     """One aperture for all training images (one lens for the whole video; the focus stays per image): it learns from
     every step instead of once per pass over the images. Defocus scene (96×64, 24 times, aperture 40, 1500 steps):
@@ -171,10 +175,28 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
         they are the only source of these groups.
         """
         groups = super().extra_optimizer_configs(max_steps)
-        for component in self.blur_component_configs().values():
+        # defocus None ("auto") is decided by the model from the data: its groups are there in case it turns on
+        config = self if self.defocus is not None else dataclasses.replace(self, defocus=True)
+        for component in config.blur_component_configs().values():
             if component is not None:
                 groups.update(component.optimizer_configs(max_steps))
         return groups
+
+
+def defocus_choice(defocus: bool | None, metadata: dict[str, Any]) -> str:
+    """Whether a run models defocus, and why, as the line the log prints ("defocus on: ..." / "defocus off: ...").
+
+    Args:
+        defocus: ``--pipeline.model.defocus`` (None: decided from the data).
+        metadata: The training split's dataparser metadata; its ``training_blur`` (``{kind: why}``) names the blur the
+            dataparser knows the training images have (D2RF: defocus for the bokeh images).
+    """
+    if defocus is not None:
+        return f"defocus {'on' if defocus else 'off'}: --pipeline.model.defocus {defocus}"
+    why = (metadata.get(TRAINING_BLUR_KEY) or {}).get("defocus")
+    if why:
+        return f"defocus on: {why}; --pipeline.model.defocus False turns it off"
+    return "defocus off: the dataparser reports no defocused training images; --pipeline.model.defocus True turns it on"
 
 
 class DeblurSplatModel(DynamicSplatModel):
@@ -193,6 +215,10 @@ class DeblurSplatModel(DynamicSplatModel):
                                  ("defocus-eval-filter", cfg.defocus_eval_filter, 0)):  # fmt: skip
             if not value >= low:
                 raise DynsplatConfigError(f"--pipeline.model.{flag} must be >= {low} (got {value})")
+        self.defocus_choice = defocus_choice(cfg.defocus, self.kwargs.get("metadata") or {})
+        CONSOLE.print(f"dynsplat-deblur: {self.defocus_choice}")
+        if cfg.defocus is None:  # the components of this run: the config with the choice made
+            cfg = dataclasses.replace(cfg, defocus=self.defocus_choice.startswith("defocus on"))
         # Each component is a sub-module under its name (its state-dict prefix, e.g. "trajectory.knots").
         self.blur_names: tuple[str, ...] = ()
         for name, component in cfg.blur_component_configs().items():

@@ -205,5 +205,12 @@ def test_defocus_flags_reach_the_model_and_optimizers(dnerf_scene):
     assert model.defocus.coc_sq.shape == (5,) and model.exposure.logits.shape == (1,)
     assert per_image.defocus_eval_filter == 0.5
     assert not model.trajectory.centered
+    # default: decided from the data (issue 29); a D-NeRF scene reports no defocused images, so defocus stays off
     default, _ = resolve_run_schedules(parse("dynsplat-deblur", "dynsplat-dnerf", "--data", str(dnerf_scene)))
-    assert APERTURE_GROUP not in default.optimizers and default.pipeline.model.defocus is False
+    assert default.pipeline.model.defocus is None
+    model = default.pipeline.model.setup(scene_box=SceneBox(aabb=torch.tensor([[-1.0] * 3, [1.0] * 3])),
+                                         num_train_data=5, metadata={"num_frames": 2})  # fmt: skip
+    assert model.defocus is None and APERTURE_GROUP not in model.get_param_groups()
+    off, _ = resolve_run_schedules(parse("dynsplat-deblur", "--pipeline.model.defocus", "False", "dynsplat-dnerf",
+                                         "--data", str(dnerf_scene)))  # fmt: skip
+    assert APERTURE_GROUP not in off.optimizers and off.pipeline.model.defocus is False
