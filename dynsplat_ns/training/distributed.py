@@ -30,13 +30,14 @@ import torch.distributed as dist
 from nerfstudio.engine.optimizers import Optimizers
 from torch import Tensor
 
+from dynsplat_ns.models.strategies import distributed_active
+
 #: Environment that torchrun (and ``srun`` with these exported) sets for each process.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
-def active() -> bool:
-    """Whether torch.distributed is initialised with more than one rank."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+#: Whether torch.distributed is initialised with more than one rank (the strategies' own test, one definition).
+active = distributed_active
 
 
 def rank() -> int:
