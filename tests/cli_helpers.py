@@ -39,3 +39,15 @@ def parse(*args: str):
     if config.prompt:
         config.pipeline.model.prompt = config.prompt
     return config
+
+
+def wait_until_listening(process, port: int, log_path, listening, timeout: float = 300.0) -> None:
+    """Waits until ``listening(port)`` holds for a started ``ns-viewer`` ``process``; fails with its log when it exits
+    first or ``timeout`` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not listening(port):
+        assert process.poll() is None, f"ns-viewer exited with {process.returncode}:\n{log_path.read_text()}"
+        assert time.monotonic() < deadline, f"ns-viewer never listened on {port}:\n{log_path.read_text()}"
+        time.sleep(0.25)

@@ -10,10 +10,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_until_listening
 
 from dynsplat_ns.scenes.d2rf import make_d2rf_scene
 from dynsplat_ns.scenes.dnerf import make_dnerf_scene
@@ -83,11 +83,7 @@ def test_an_earlier_run_opens_in_ns_viewer(legacy, method, tmp_path):
             cwd=legacy, env=ENV, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 300
-            while not listening(port):
-                assert viewer.poll() is None, f"ns-viewer exited with {viewer.returncode}:\n{log_path.read_text()}"
-                assert time.monotonic() < deadline, f"ns-viewer never listened on {port}:\n{log_path.read_text()}"
-                time.sleep(0.25)
+            wait_until_listening(viewer, port, log_path, listening)
         finally:
             viewer.kill()
             viewer.wait(timeout=60)

@@ -7,10 +7,10 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import wait_until_listening
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "TORCHDYNAMO_DISABLE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -62,11 +62,7 @@ def test_ns_viewer_binds_to_the_host_saved_with_the_run(dnerf_scene, tmp_path):
             cwd=tmp_path, env=ENV, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 300
-            while not listening_addresses(port):
-                assert viewer.poll() is None, f"ns-viewer exited with {viewer.returncode}:\n{log_path.read_text()}"
-                assert time.monotonic() < deadline, f"ns-viewer never listened on {port}:\n{log_path.read_text()}"
-                time.sleep(0.25)
+            wait_until_listening(viewer, port, log_path, listening_addresses)
             assert listening_addresses(port) == [SAVED_HOST], log_path.read_text()[-3000:]
         finally:
             viewer.kill()
