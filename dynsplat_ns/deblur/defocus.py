@@ -57,7 +57,7 @@ class DefocusBlurConfig(BlurComponentConfig):
     """Blur component class to instantiate."""
     shared_aperture: bool = True
     """One aperture for all training images (one lens for the whole video) instead of one per image."""
-    aperture_lr: float = 0.5
+    aperture_lr: float = 5.0
     """Initial learning rate of the squared aperture b² (pixels²; decays ×0.1 over the run)."""
     focus_lr: float = 1e-2
     """Initial learning rate of the per-image relative inverse focus distance (decays ×0.1 over the run)."""
