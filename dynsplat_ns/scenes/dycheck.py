@@ -10,7 +10,8 @@ Layout (frame ids ``<camera_id>_<time_id:05d>``; camera 0 is the moving phone, c
       rgb/{1x,2x}/<id>.png             RGBA; train alpha = 255 where the pixel has a depth (a surface), black elsewhere;
                                        val alpha = 255 everywhere (the background is black in every view)
       depth/{1x,2x}/<id>.npy           train frames: z-depth along the optical axis, dataset units, [H, W, 1] float32,
-                                       0 where no surface
+                                       0 where no surface (with ``--depth lidar``: with a LiDAR's errors, and the
+                                       exact depth in depth_gt/, which DyCheck does not have, for scoring)
       covisible/{1x,2x}/val/<id>.png   val frames: 255 where the pixel's surface point is seen by some training view
       splits/{train,val}.json          {"frame_names", "time_ids", "camera_ids"}
 
@@ -29,7 +30,11 @@ distortion, and counted as seen when it lands in the image and matches that view
 
 Usage::
 
-    dynsplat-make-scene dycheck OUT_DIR --width 64 --height 48 --n-times 8
+    dynsplat-make-scene dycheck OUT_DIR --width 64 --height 48 --n-times 8 [--depth lidar] [--point-noise 0.02]
+
+Priors as a user has them: ``--depth lidar`` writes depth with the errors of the iPhone's LiDAR
+(:mod:`dynsplat_ns.scenes.depth_quality`: low resolution, per-frame scale, smooth error, noise, holes and bleeding
+at edges); ``--point-noise`` moves the seed points (static structure only, as always) by Gaussian noise.
 """
 
 from __future__ import annotations
@@ -44,10 +49,11 @@ import numpy as np
 from PIL import Image
 
 from .camera_models import model_rays
+from .depth_quality import LIDAR, DepthDegradation, degrade_depth
 from .llff import check_out_dir
 from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays
 
-OWNED = ["camera", "rgb", "depth", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
+OWNED = ["camera", "rgb", "depth", "depth_gt", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
          "extra.json", "points.npy"]  # fmt: skip
 #: Dataset units per synthetic unit (the dataset world = synthetic world × scale + offset).
 DATASET_SCALE = 0.5
@@ -191,6 +197,8 @@ def make_dycheck_scene(
     seed: int = 0,
     overwrite: bool = False,
     scene: Scene | None = None,
+    depth_quality: DepthDegradation | None = None,
+    point_noise: float = 0.0,
 ) -> Path:
     """Render the synthetic scene as a DyCheck iPhone sequence (see the module docstring).
 
@@ -205,6 +213,8 @@ def make_dycheck_scene(
         seed: Seed of the background points.
         overwrite: Allow a non-empty folder (replaces what this tool writes).
         scene: Scene to render (default: the moving :func:`synthetic.default_scene`).
+        depth_quality: Errors of the written depth (None: exact); the exact depth then goes to ``depth_gt/``.
+        point_noise: Standard deviation of the Gaussian noise added to the seed points (dataset units).
 
     Returns:
         The output folder.
@@ -213,6 +223,9 @@ def make_dycheck_scene(
     if width < 2 or height < 2 or width % 2 or height % 2 or n_times < 1 or val_every < 1:
         raise ValueError("width/height must be even and >= 2, n_times and val_every >= 1")
     check_out_dir(out_dir, overwrite, OWNED)
+    if point_noise < 0:
+        raise ValueError(f"point_noise must be >= 0, got {point_noise}")
+    depth_rng = np.random.default_rng([seed, 1])
     scene = default_scene(motion=True) if scene is None else scene
     for sub in ("camera", "splits", *(f"{kind}/{f}x" for kind in ("rgb", "depth") for f in (1, 2)),
                 "covisible/1x/val", "covisible/2x/val"):  # fmt: skip
@@ -239,8 +252,13 @@ def make_dycheck_scene(
         if train:
             depth = (frame["z"] * DATASET_SCALE).astype(np.float32)
             depths.append(depth[depth > 0])
-            np.save(out_dir / "depth" / "1x" / f"{frame_id}.npy", depth[..., None])
-            np.save(out_dir / "depth" / "2x" / f"{frame_id}.npy", _half(depth, "depth").astype(np.float32)[..., None])
+            written = {"depth": depth}
+            if depth_quality is not None:
+                written = {"depth": degrade_depth(depth, depth_rng, depth_quality), "depth_gt": depth}
+            for folder, values in written.items():
+                for factor, array in ((1, values), (2, _half(values, "depth"))):
+                    (out_dir / folder / f"{factor}x").mkdir(parents=True, exist_ok=True)
+                    np.save(out_dir / folder / f"{factor}x" / f"{frame_id}.npy", array.astype(np.float32)[..., None])
     train_frames = [frames[i] for i in train_ids]
     for frame_id in val_ids:
         covisible = covisibility(scene, frames[frame_id], frames[frame_id]["t"], train_frames)
@@ -277,6 +295,8 @@ def make_dycheck_scene(
     centers, radii = scene.sphere_centers(0.0), np.array([s.radius for s in scene.spheres])
     static = (np.linalg.norm(xyz[:, None] - centers[None], axis=-1) > radii + 1e-3).all(axis=1)
     points = to_dataset(xyz[static])
+    if point_noise > 0:
+        points = points + np.random.default_rng([seed, 2]).normal(0.0, point_noise, points.shape)
     np.save(out_dir / "points.npy", points.astype(np.float32))
     positions = np.array([f["camera"]["position"] for f in frames.values()])
     everything = np.concatenate([points, positions])
@@ -306,15 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-every", type=int, default=2, help="static cameras see every k-th time (default 2)")
     parser.add_argument("--supersample", type=int, default=2, help="k×k samples per pixel (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of points.npy (default 0)")
+    parser.add_argument("--depth", choices=("exact", "lidar"), default="exact",
+                        help="depth/ as rendered (exact, default) or with an iPhone LiDAR's errors (lidar; the exact "
+                             "depth then goes to depth_gt/)")  # fmt: skip
+    parser.add_argument("--point-noise", type=float, default=0.0,
+                        help="std of the Gaussian noise on the seed points, dataset units (default 0)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     args = parser.parse_args(argv)
     if args.width < 2 or args.height < 2 or args.width % 2 or args.height % 2 or args.n_times < 1:
         parser.error("--width/--height must be even and >= 2, --n-times >= 1")
     if args.val_every < 1 or args.supersample < 1:
         parser.error("--val-every and --supersample must be >= 1")
+    if args.point_noise < 0:
+        parser.error("--point-noise must be >= 0")
     try:
         out = make_dycheck_scene(args.out_dir, args.width, args.height, args.n_times, args.val_every,
-                                 args.supersample, seed=args.seed, overwrite=args.overwrite)  # fmt: skip
+                                 args.supersample, seed=args.seed, overwrite=args.overwrite,
+                                 depth_quality=LIDAR if args.depth == "lidar" else None,
+                                 point_noise=args.point_noise)  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
