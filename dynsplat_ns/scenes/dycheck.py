@@ -51,7 +51,7 @@ from PIL import Image
 from .camera_models import model_rays
 from .depth_quality import LIDAR, DepthDegradation, degrade_depth
 from .llff import check_out_dir
-from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays
+from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays, vary_scene
 
 OWNED = ["camera", "rgb", "depth", "depth_gt", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
          "extra.json", "points.npy"]  # fmt: skip
@@ -199,6 +199,7 @@ def make_dycheck_scene(
     scene: Scene | None = None,
     depth_quality: DepthDegradation | None = None,
     point_noise: float = 0.0,
+    scene_seed: int | None = None,
 ) -> Path:
     """Render the synthetic scene as a DyCheck iPhone sequence (see the module docstring).
 
@@ -215,6 +216,8 @@ def make_dycheck_scene(
         scene: Scene to render (default: the moving :func:`synthetic.default_scene`).
         depth_quality: Errors of the written depth (None: exact); the exact depth then goes to ``depth_gt/``.
         point_noise: Standard deviation of the Gaussian noise added to the seed points (dataset units).
+        scene_seed: Draw the spheres' positions, motions and colours from this seed
+            (:func:`synthetic.vary_scene`); None: the scene as given.
 
     Returns:
         The output folder.
@@ -227,6 +230,8 @@ def make_dycheck_scene(
         raise ValueError(f"point_noise must be >= 0, got {point_noise}")
     depth_rng = np.random.default_rng([seed, 1])
     scene = default_scene(motion=True) if scene is None else scene
+    if scene_seed is not None:
+        scene = vary_scene(scene, scene_seed)
     for sub in ("camera", "splits", *(f"{kind}/{f}x" for kind in ("rgb", "depth") for f in (1, 2)),
                 "covisible/1x/val", "covisible/2x/val"):  # fmt: skip
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -331,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                              "depth then goes to depth_gt/)")  # fmt: skip
     parser.add_argument("--point-noise", type=float, default=0.0,
                         help="std of the Gaussian noise on the seed points, dataset units (default 0)")  # fmt: skip
+    parser.add_argument("--scene-seed", type=int, default=None,
+                        help="draw the spheres' positions, motions and colours from this seed (default: the standard "
+                             "scene)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="allow writing into a non-empty folder")
     args = parser.parse_args(argv)
     if args.width < 2 or args.height < 2 or args.width % 2 or args.height % 2 or args.n_times < 1:
@@ -343,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         out = make_dycheck_scene(args.out_dir, args.width, args.height, args.n_times, args.val_every,
                                  args.supersample, seed=args.seed, overwrite=args.overwrite,
                                  depth_quality=LIDAR if args.depth == "lidar" else None,
-                                 point_noise=args.point_noise)  # fmt: skip
+                                 point_noise=args.point_noise, scene_seed=args.scene_seed)  # fmt: skip
     except FileExistsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

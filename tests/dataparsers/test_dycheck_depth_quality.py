@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
 from dynsplat_ns.scenes import dycheck as gen
@@ -68,7 +69,24 @@ def test_generator_writes_lidar_depth_beside_the_exact_one_and_noisy_seed_points
 
 def test_cli_flags(tmp_path: Path):
     assert gen.main([str(tmp_path / "s"), "--width", "16", "--height", "12", "--n-times", "2", "--supersample", "1",
-                     "--depth", "lidar", "--point-noise", "0.01"]) == 0  # fmt: skip
+                     "--depth", "lidar", "--point-noise", "0.01", "--scene-seed", "3"]) == 0  # fmt: skip
     assert (tmp_path / "s" / "depth_gt" / "1x" / "0_00000.npy").is_file()
+    assert gen.main([str(tmp_path / "u"), "--width", "16", "--height", "12", "--n-times", "2", "--supersample", "1",
+                     "--scene-seed", "4"]) == 0  # fmt: skip
+    rgb = [np.asarray(Image.open(tmp_path / d / "rgb" / "1x" / "0_00001.png")) for d in ("s", "u")]
+    assert not np.array_equal(rgb[0], rgb[1])  # another scene seed, other spheres
     with pytest.raises(SystemExit):
         gen.main([str(tmp_path / "t"), "--point-noise", "-1"])
+
+
+def test_scene_seeds_draw_different_spheres_inside_the_scene():
+    from dynsplat_ns.scenes.synthetic import default_scene, vary_scene
+
+    times = np.linspace(0.0, 1.0, 25)
+    one, again, other = vary_scene(default_scene(), 1), vary_scene(default_scene(), 1), vary_scene(default_scene(), 2)
+    assert np.array_equal(one.sphere_centers(times), again.sphere_centers(times))
+    assert np.abs(one.sphere_centers(times) - other.sphere_centers(times)).max() > 0.05
+    assert np.abs(one.sphere_centers(times) - default_scene().sphere_centers(times)).max() > 0.05
+    for seed in range(20):
+        assert np.abs(vary_scene(default_scene(), seed).sphere_centers(times)).max() < 1.5
+    assert one.box == default_scene().box
