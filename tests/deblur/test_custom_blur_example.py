@@ -3,16 +3,12 @@ trains: its per-image weights learn the lens blur of the training images."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from deblur_helpers import COMMON, build, load_train, optimizer_configs, som, train_camera
 from quick_train import train_steps
+from script_loader import load_script
 
-_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_blur.py"
 #: Weight w of the lens kernel [w, 1 - 2w, w] that blurred the training images.
 W_TRUE = 0.15
 STEPS = 36  # three passes over the 12 training images
@@ -20,11 +16,7 @@ STEPS = 36  # three passes over the 12 training images
 
 def _load_example():
     """examples/custom_blur.py loaded by path, as a user would copy it (examples/ is not on sys.path)."""
-    spec = importlib.util.spec_from_file_location("dynsplat_custom_blur_example", _EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/custom_blur.py")
 
 
 example = _load_example()

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import torch
 from model_helpers import load_split, make_model
 from quick_train import quick_train
+from script_loader import load_script
 
 from dynsplat_ns.method_configs.common import gaussian_optimizers
-
-_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "custom_motion.py"
 
 
 def _load_example():
     """examples/custom_motion.py loaded by path, as a user would copy it (examples/ is not on sys.path)."""
-    spec = importlib.util.spec_from_file_location("dynsplat_custom_motion_example", _EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/custom_motion.py")
 
 
 VelocityMotionConfig = _load_example().VelocityMotionConfig
