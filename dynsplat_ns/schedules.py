@@ -14,6 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 
 #: Run length the dynsplat defaults were written for (also the methods' default ``--max-num-iterations``).
@@ -22,6 +23,15 @@ DEFAULT_MAX_STEPS = 20000
 STOP_SPLIT_FRACTION = 0.75
 #: The static warm-up of a motion model whose warm-up is "auto" lasts this fraction of the run (4DGS: 3000 of 20000).
 STATIC_WARMUP_FRACTION = 0.15
+
+
+def decaying_adam(lr: float, final_fraction: float, max_steps: int) -> dict[str, Any]:
+    """One nerfstudio optimizer entry: Adam (eps 1e-15) at ``lr``, decaying exponentially to ``final_fraction · lr``
+    over ``max_steps`` (the motion models' and blur components' groups)."""
+    return {
+        "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
+        "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * final_fraction, max_steps=max_steps),
+    }
 
 
 @dataclass

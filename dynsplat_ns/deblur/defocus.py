@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
 from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, ViewCamera
 from dynsplat_ns.deblur.growth import NEAR, grow_in_view
+from dynsplat_ns.schedules import decaying_adam
 
 #: Lowest value of the b² parameter (pixels²): a closed aperture re-opens within a few steps.
 COC_SQ_FLOOR = 0.25
@@ -67,11 +66,8 @@ class DefocusBlurConfig(BlurComponentConfig):
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """One exponentially decaying Adam group for the aperture and one for the focus distances."""
         return {
-            name: {
-                "optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=lr * 0.1, max_steps=max_steps),
-            }
-            for name, lr in ((APERTURE_GROUP, self.aperture_lr), (FOCUS_GROUP, self.focus_lr))
+            APERTURE_GROUP: decaying_adam(self.aperture_lr, 0.1, max_steps),
+            FOCUS_GROUP: decaying_adam(self.focus_lr, 0.1, max_steps),
         }
 
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
 from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, VirtualViews
 from dynsplat_ns.deblur.time_gradient import time_velocities
+from dynsplat_ns.schedules import decaying_adam
 
 #: Optimizer groups of the per-frame exposure logits (or the one shared logit) and of the shared shutter under them.
 EXPOSURE_GROUP = "deblur_exposure"
@@ -52,13 +51,8 @@ class ExposureTimesConfig(BlurComponentConfig):
 
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """One exponentially decaying Adam group for the logits (and one for the shared shutter)."""
-        return {
-            name: {
-                "optimizer": AdamOptimizerConfig(lr=self.lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.lr * 0.1, max_steps=max_steps),
-            }
-            for name in (EXPOSURE_GROUP,) + (() if self.shared else (EXPOSURE_BASE_GROUP,))
-        }
+        names = (EXPOSURE_GROUP,) + (() if self.shared else (EXPOSURE_BASE_GROUP,))
+        return {name: decaying_adam(self.lr, 0.1, max_steps) for name in names}
 
 
 class ExposureTimes(BlurComponent):

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
 from dynsplat_ns.deblur.base import BlurComponent, BlurComponentConfig, BlurStep, VirtualViews
 from dynsplat_ns.rotations import compose
+from dynsplat_ns.schedules import decaying_adam
 
 TrajectoryKind = Literal["linear", "spline"]
 #: Control knots per image of each trajectory kind.
@@ -82,12 +81,7 @@ class ExposureTrajectoryConfig(BlurComponentConfig):
 
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """One exponentially decaying Adam group for the knots."""
-        return {
-            TRAJECTORY_GROUP: {
-                "optimizer": AdamOptimizerConfig(lr=self.lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.lr * 0.01, max_steps=max_steps),
-            }
-        }
+        return {TRAJECTORY_GROUP: decaying_adam(self.lr, 0.01, max_steps)}
 
 
 class ExposureTrajectory(BlurComponent):

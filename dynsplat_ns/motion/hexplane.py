@@ -14,13 +14,12 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
 from dynsplat_ns.losses import l1_to_one, plane_tv, time_smoothness
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.motion.hexplane_cpu import compiled_hexplane_usable, hexplane_features_compiled
+from dynsplat_ns.schedules import decaying_adam
 
 # Coordinate pairs of the six planes over (x, y, z, t); the first element indexes the plane's width axis.
 PLANE_AXES: tuple[tuple[int, int], ...] = tuple(itertools.combinations(range(4), 2))
@@ -61,14 +60,8 @@ class HexPlaneMotionConfig(MotionModelConfig):
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Adam with exponential decay for ``hexplane_grid`` and ``hexplane_mlp``."""
         return {
-            "hexplane_grid": {
-                "optimizer": AdamOptimizerConfig(lr=self.grid_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.grid_lr * 0.01, max_steps=max_steps),
-            },
-            "hexplane_mlp": {
-                "optimizer": AdamOptimizerConfig(lr=self.mlp_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.mlp_lr * 0.01, max_steps=max_steps),
-            },
+            "hexplane_grid": decaying_adam(self.grid_lr, 0.01, max_steps),
+            "hexplane_mlp": decaying_adam(self.mlp_lr, 0.01, max_steps),
         }
 
 

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor
 
 from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
+from dynsplat_ns.schedules import decaying_adam
 from dynsplat_ns.time import frame_interpolation, key_time_count
 
 
@@ -69,10 +68,7 @@ class MarblesMotionConfig(MotionModelConfig):
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Adam for ``marble_offsets``, decaying ×0.1 over the run (as the other motion models' rates)."""
         return {
-            "marble_offsets": {
-                "optimizer": AdamOptimizerConfig(lr=self.offsets_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.offsets_lr * 0.1, max_steps=max_steps),
-            }
+            "marble_offsets": decaying_adam(self.offsets_lr, 0.1, max_steps),
         }
 
 

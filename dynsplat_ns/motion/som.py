@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 import torch
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from torch import Tensor, nn
 
 from dynsplat_ns.losses import finite_difference_smoothness, knn_isometry
 from dynsplat_ns.motion.base import MotionModel, MotionModelConfig
 from dynsplat_ns.rotations import IDENTITY_6D, matrix_to_quat, quat_multiply, rot6d_to_matrix
+from dynsplat_ns.schedules import decaying_adam
 from dynsplat_ns.time import frame_interpolation, key_time_count
 
 
@@ -69,10 +69,7 @@ class ShapeOfMotionConfig(MotionModelConfig):
     def optimizer_configs(self, max_steps: int) -> dict[str, dict[str, Any]]:
         """Adam for ``motion_bases`` (decaying) and ``motion_coefs``."""
         return {
-            "motion_bases": {
-                "optimizer": AdamOptimizerConfig(lr=self.bases_lr, eps=1e-15),
-                "scheduler": ExponentialDecaySchedulerConfig(lr_final=self.bases_lr * 0.1, max_steps=max_steps),
-            },
+            "motion_bases": decaying_adam(self.bases_lr, 0.1, max_steps),
             "motion_coefs": {"optimizer": AdamOptimizerConfig(lr=self.coefs_lr, eps=1e-15), "scheduler": None},
         }
 
