@@ -41,6 +41,15 @@ def parse(*args: str):
     return config
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for an ns-viewer started by a test)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def wait_until_listening(process, port: int, log_path, listening, timeout: float = 300.0) -> None:
     """Waits until ``listening(port)`` holds for a started ``ns-viewer`` ``process``; fails with its log when it exits
     first or ``timeout`` seconds pass."""

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import wait_until_listening
+from cli_helpers import free_port, wait_until_listening
 
 from dynsplat_ns.scenes.d2rf import make_d2rf_scene
 from dynsplat_ns.scenes.dnerf import make_dnerf_scene
@@ -72,9 +72,7 @@ def listening(port: int) -> bool:
 
 @pytest.mark.parametrize("method", sorted(RUNS))
 def test_an_earlier_run_opens_in_ns_viewer(legacy, method, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "ns-viewer.log"
     with log_path.open("w") as log:
         viewer = subprocess.Popen(

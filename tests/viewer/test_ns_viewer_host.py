@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import wait_until_listening
+from cli_helpers import free_port, wait_until_listening
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "TORCHDYNAMO_DISABLE": "1", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -51,9 +51,7 @@ def test_ns_viewer_binds_to_the_host_saved_with_the_run(dnerf_scene, tmp_path):
     config = out / "tiny" / "dynsplat-4dgs" / "run" / "config.yml"
     assert f"websocket_host: {SAVED_HOST}" in config.read_text()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log_path = tmp_path / "ns-viewer.log"
     with log_path.open("w") as log:
         viewer = subprocess.Popen(

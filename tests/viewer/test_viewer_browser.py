@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cli_helpers import free_port
 from PIL import Image
 
 BIN = Path(sys.executable).parent
@@ -128,12 +129,6 @@ def wait_for(
             extra = f"\n{details()}" if details is not None else ""
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}{extra}")
         time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening_addresses(port: int) -> list[str] | None:

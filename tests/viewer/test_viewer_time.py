@@ -5,12 +5,12 @@ first view."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from types import SimpleNamespace
 
 import pytest
 import torch
+from cli_helpers import free_port
 from nerfstudio.cameras.camera_paths import get_path_from_json
 from nerfstudio.cameras.cameras import CameraType
 from nerfstudio.configs.base_config import ViewerConfig
@@ -169,12 +169,6 @@ class _Pipeline(nn.Module):
         self.viewer_defaults = dyn_viewer.DynsplatViewerControl()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     ("saved", "command_line", "expected"),
     [("127.0.0.1", None, "127.0.0.1"), ("127.0.0.2", None, "127.0.0.2"), ("127.0.0.2", "127.0.0.3", "127.0.0.3")],
@@ -190,7 +184,7 @@ def test_ns_viewer_on_a_dynsplat_pipeline(moving, tmp_path, monkeypatch, saved, 
     outputs, model = moving
     config_path = _save_run_config(tmp_path / "run", saved)
     argv = ["ns-viewer", "--load-config", str(config_path)]
-    config = ViewerConfig(websocket_port=_free_port())
+    config = ViewerConfig(websocket_port=free_port())
     assert config.websocket_host == "0.0.0.0"
     if command_line is not None:
         argv += ["--viewer.websocket-host", command_line]
@@ -222,7 +216,7 @@ def test_ns_train_viewer_keeps_its_config_host_and_gets_the_dynsplat_defaults(mo
     outputs, model = moving
     monkeypatch.setattr("sys.argv", ["ns-train", "dynsplat-4dgs"])
     monkeypatch.delenv(dyn_viewer.MAX_RES_ENV, raising=False)
-    config = ViewerConfig(websocket_port=_free_port(), websocket_host="127.0.0.2")
+    config = ViewerConfig(websocket_port=free_port(), websocket_host="127.0.0.2")
     viewer = Viewer(config, tmp_path / "viewer_log.txt", tmp_path, _Pipeline(model, outputs.cameras))
     try:
         assert viewer.viser_server.get_host() == "127.0.0.2"
