@@ -127,9 +127,8 @@ class DeblurSplatModelConfig(DynamicSplatModelConfig):
     per image at lr 0.05 → 24 % of the true aperture, 28.40 dB; shared → 47 %, 28.94 (SoM 28.59)."""
     defocus_aperture_lr: float = 5.0
     """Initial learning rate of the squared aperture, in pixels² of the circle of confusion at half the focus distance
-    (decays ×0.1 over the run); true values are tens to hundreds of pixels² for a few pixels of blur. The aperture
-    has to open before blurry Gaussians explain the blur: tune scenes (seeds 1-3, 1500 steps) 0.5 → 27.15 / 29.33 /
-    29.52 dB, 2 → 27.30 / – / 29.90, 5 → 27.24 / 29.59 / 30.09."""
+    (decays ×0.1); true values are tens to hundreds of pixels². It must open before blurry Gaussians explain the blur:
+    tune scenes (seeds 1-3, 1500 steps) 0.5 → 27.15 / 29.33 / 29.52 dB, 5 → 27.24 / 29.59 / 30.09."""
     defocus_focus_lr: float = 1e-2
     """Initial learning rate of the per-image inverse focus distance, relative to the image's initial focus (the
     median depth in view; decays ×0.1 over the run)."""

@@ -51,7 +51,8 @@ from PIL import Image
 from .camera_models import model_rays
 from .depth_quality import LIDAR, DepthDegradation, degrade_depth
 from .llff import check_out_dir
-from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays, vary_scene
+from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays
+from .variation import vary_scene
 
 OWNED = ["camera", "rgb", "depth", "depth_gt", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
          "extra.json", "points.npy"]  # fmt: skip
@@ -217,7 +218,7 @@ def make_dycheck_scene(
         depth_quality: Errors of the written depth (None: exact); the exact depth then goes to ``depth_gt/``.
         point_noise: Standard deviation of the Gaussian noise added to the seed points (dataset units).
         scene_seed: Draw the spheres' positions, motions and colours from this seed
-            (:func:`synthetic.vary_scene`); None: the scene as given.
+            (:func:`variation.vary_scene`); None: the scene as given.
 
     Returns:
         The output folder.

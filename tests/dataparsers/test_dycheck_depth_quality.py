@@ -80,7 +80,8 @@ def test_cli_flags(tmp_path: Path):
 
 
 def test_scene_seeds_draw_different_spheres_inside_the_scene():
-    from dynsplat_ns.scenes.synthetic import default_scene, vary_scene
+    from dynsplat_ns.scenes.synthetic import default_scene
+    from dynsplat_ns.scenes.variation import vary_scene
 
     times = np.linspace(0.0, 1.0, 25)
     one, again, other = vary_scene(default_scene(), 1), vary_scene(default_scene(), 1), vary_scene(default_scene(), 2)
