@@ -12,6 +12,8 @@ Layout (frame ids ``<camera_id>_<time_id:05d>``; camera 0 is the moving phone, c
       depth/{1x,2x}/<id>.npy           train frames: z-depth along the optical axis, dataset units, [H, W, 1] float32,
                                        0 where no surface (with ``--depth lidar``: with a LiDAR's errors, and the
                                        exact depth in depth_gt/, which DyCheck does not have, for scoring)
+      motion_gt/{1x,2x}/<id>.png       train frames: 255 where the pixel shows a moving object (DyCheck has no
+                                       motion masks: only for scoring masks derived from the data)
       covisible/{1x,2x}/val/<id>.png   val frames: 255 where the pixel's surface point is seen by some training view
       splits/{train,val}.json          {"frame_names", "time_ids", "camera_ids"}
 
@@ -54,8 +56,8 @@ from .llff import check_out_dir
 from .synthetic import Scene, default_scene, look_at, spherical_eye, surface_points, to_uint8, trace_rays
 from .variation import vary_scene
 
-OWNED = ["camera", "rgb", "depth", "depth_gt", "covisible", "splits", "dataset.json", "metadata.json", "scene.json",
-         "extra.json", "points.npy"]  # fmt: skip
+OWNED = ["camera", "rgb", "depth", "depth_gt", "motion_gt", "covisible", "splits", "dataset.json", "metadata.json",
+         "scene.json", "extra.json", "points.npy"]  # fmt: skip
 #: Dataset units per synthetic unit (the dataset world = synthetic world × scale + offset).
 DATASET_SCALE = 0.5
 #: Dataset-world position of the synthetic origin.
@@ -130,8 +132,8 @@ def project(points: np.ndarray, camera: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def render_view(scene: Scene, c2w_gl: np.ndarray, cam: dict, t: float, supersample: int) -> dict[str, np.ndarray]:
-    """Render one distorted view: ``rgb`` (float over black), ``hit`` points (synthetic, NaN where none) and ``z``
-    (synthetic units, 0 where none) at pixel centres."""
+    """Render one distorted view: ``rgb`` (float over black), ``hit`` points (synthetic, NaN where none), ``z``
+    (synthetic units, 0 where none) and ``moving`` (bool: on a moving object) at pixel centres."""
     width, height = cam["image_size"]
     fx, fy = cam["focal_length"], cam["focal_length"] * cam["pixel_aspect_ratio"]
     (cx, cy), k = cam["principal_point"], (*cam["radial_distortion"][:2], *cam["tangential_distortion"],
@@ -139,12 +141,13 @@ def render_view(scene: Scene, c2w_gl: np.ndarray, cam: dict, t: float, supersamp
     origin, dirs, _ = model_rays(c2w_gl, width, height, fx, fy, cx, cy, "OPENCV", k, supersample)
     rgba = trace_rays(scene, origin, dirs, t)["rgba"]
     _, centre_dirs, _ = model_rays(c2w_gl, width, height, fx, fy, cx, cy, "OPENCV", k, 1)
-    distance = trace_rays(scene, origin, centre_dirs, t)["distance"]
+    centre = trace_rays(scene, origin, centre_dirs, t)
+    distance = centre["distance"]
     hit = np.isfinite(distance) & (distance > 0)
     points = np.where(hit[..., None], origin + centre_dirs[:, :, 0] * np.nan_to_num(distance)[..., None], np.nan)
     forward = -np.asarray(c2w_gl)[:3, 2]
     z = np.where(hit, np.nan_to_num(distance) * (centre_dirs[:, :, 0] @ forward), 0.0)
-    return {"rgb": rgba[..., :3] * rgba[..., 3:4], "hit": points, "z": z}
+    return {"rgb": rgba[..., :3] * rgba[..., 3:4], "hit": points, "z": z, "moving": centre["moving"] > 0.5}
 
 
 def carry(scene: Scene, points: np.ndarray, t_from: float, t_to: float) -> np.ndarray:
@@ -173,11 +176,14 @@ def covisibility(scene: Scene, val: dict, t: float, train: list[dict]) -> np.nda
 
 
 def _half(array: np.ndarray, mode: str) -> np.ndarray:
-    """2×2 area reduction of ``[H, W, ...]``: 'mean', 'all' (bool: all four set) or 'depth' (mean; 0 if any is 0)."""
+    """2×2 area reduction of ``[H, W, ...]``: 'mean', 'all' / 'any' (bool: all four / any set) or 'depth' (mean; 0 if
+    any is 0)."""
     h, w = array.shape[0] // 2, array.shape[1] // 2
     blocks = array[: 2 * h, : 2 * w].reshape(h, 2, w, 2, *array.shape[2:])
     if mode == "all":
         return blocks.all(axis=(1, 3))
+    if mode == "any":
+        return blocks.any(axis=(1, 3))
     mean = blocks.mean(axis=(1, 3))
     return np.where((blocks > 0).all(axis=(1, 3)), mean, 0.0) if mode == "depth" else mean
 
@@ -265,6 +271,10 @@ def make_dycheck_scene(
                 for factor, array in ((1, values), (2, _half(values, "depth"))):
                     (out_dir / folder / f"{factor}x").mkdir(parents=True, exist_ok=True)
                     np.save(out_dir / folder / f"{factor}x" / f"{frame_id}.npy", array.astype(np.float32)[..., None])
+            for factor, moving in ((1, frame["moving"]), (2, _half(frame["moving"], "any"))):
+                (out_dir / "motion_gt" / f"{factor}x").mkdir(parents=True, exist_ok=True)
+                mask = Image.fromarray(moving.astype(np.uint8) * 255)
+                mask.save(out_dir / "motion_gt" / f"{factor}x" / f"{frame_id}.png")
     train_frames = [frames[i] for i in train_ids]
     for frame_id in val_ids:
         covisible = covisibility(scene, frames[frame_id], frames[frame_id]["t"], train_frames)

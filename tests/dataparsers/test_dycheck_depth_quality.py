@@ -67,6 +67,21 @@ def test_generator_writes_lidar_depth_beside_the_exact_one_and_noisy_seed_points
     assert len(outputs.image_filenames) == 4
 
 
+def test_generator_writes_ground_truth_motion_masks_of_the_train_frames(tmp_path: Path):
+    """motion_gt/ (for scoring derived masks; DyCheck has none): 255 where a train pixel shows a sphere."""
+    from PIL import Image
+
+    scene = gen.make_dycheck_scene(tmp_path / "s", 32, 24, 4, 2, supersample=1)
+    assert sorted(p.stem for p in (scene / "motion_gt" / "1x").iterdir()) == [f"0_0000{k}" for k in range(4)]
+    for factor, shape in ((1, (24, 32)), (2, (12, 16))):
+        mask = np.asarray(Image.open(scene / "motion_gt" / f"{factor}x" / "0_00001.png")) > 127
+        assert mask.shape == shape and 0.01 < mask.mean() < 0.5
+    mask = np.asarray(Image.open(scene / "motion_gt" / "1x" / "0_00001.png")) > 127
+    depth = np.load(scene / "depth" / "1x" / "0_00001.npy")[..., 0]
+    assert not mask[depth == 0].any(), "no moving object where nothing is hit"
+    assert 0.05 < mask[depth > 0].mean() < 0.8, "the static slab is not in the mask, the spheres are"
+
+
 def test_cli_flags(tmp_path: Path):
     assert gen.main([str(tmp_path / "s"), "--width", "16", "--height", "12", "--n-times", "2", "--supersample", "1",
                      "--depth", "lidar", "--point-noise", "0.01", "--scene-seed", "3"]) == 0  # fmt: skip
