@@ -21,6 +21,9 @@ from torch import Tensor
 
 from dynsplat_ns.priors.depth import DEPTH_BATCH_KEY, depth_kind
 
+#: Depth-loss weight with ``depth_loss_weight`` None (auto) where the data ships metric depth (DyCheck LiDAR): chosen
+#: on the monocular benchmark's tune scenes (0.1 against 0.3; benchmarks/monocular_dycheck.py).
+AUTO_METRIC_WEIGHT = 0.1
 #: Fewest valid pixels for a depth loss (fewer: the term is 0 for that image).
 MIN_VALID_PIXELS = 16
 #: Rendered accumulation above which a pixel's expected depth is trusted.
@@ -87,11 +90,26 @@ class DepthPriorLoss:
 
     @classmethod
     def from_config(cls, config: Any, metadata: dict | None) -> DepthPriorLoss | None:
-        """The loss a model config asks for, or None when its weight is 0 or the data has no depth (auto-off)."""
+        """The loss a model config asks for, or None when its weight is 0 or the data has no depth (auto-off).
+
+        ``depth_loss_weight`` None (auto) is :data:`AUTO_METRIC_WEIGHT` for metric depth and off for disparity; the
+        log says when the data's depth is used by default."""
         kind = depth_kind(metadata)
-        if kind is None or config.depth_loss_weight <= 0:
+        weight = config.depth_loss_weight
+        if kind is None:
             return None
-        return cls(kind, float(config.depth_loss_weight), int(config.depth_loss_decay_steps),
+        if weight is None:
+            weight = AUTO_METRIC_WEIGHT if kind == "metric" else 0.0
+            if weight > 0:
+                from nerfstudio.utils.rich_utils import CONSOLE
+
+                CONSOLE.print(
+                    f"Depth prior: the data ships metric depth; using it with weight {weight} "
+                    "(--pipeline.model.depth-loss-weight 0 turns it off)"
+                )
+        if weight <= 0:
+            return None
+        return cls(kind, float(weight), int(config.depth_loss_decay_steps),
                    float(config.depth_loss_final_fraction))  # fmt: skip
 
     def weight_at(self, step: int) -> float:

@@ -33,7 +33,7 @@ from dynsplat_ns.motion.choice import MotionChoice, resolve_motion
 from dynsplat_ns.motion.static import StaticMotionConfig
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
 from dynsplat_ns.priors.dynamic_seeds import with_dynamic_seeds
-from dynsplat_ns.priors.static_split import initial_static_flags
+from dynsplat_ns.priors.static_split import initial_static_flags, static_split_enabled
 from dynsplat_ns.render import rasterize
 from dynsplat_ns.render.meta_merge import merge_metas
 from dynsplat_ns.time import camera_time
@@ -87,18 +87,22 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
     """Stop densifying at this step; None ("auto"): 75 % of the run (--max-num-iterations), as 15000 of 20000."""
     random_scale: float | None = None  # type: ignore[assignment]
     """Not supported: random points fill the scene box (see num_random); a value is rejected at startup."""
-    depth_loss_weight: float = 0.0
+    depth_loss_weight: float | None = None
     """Weight of the depth-prior loss where the dataparser lists depth (models/depth_loss.py): L1 on the expected depth
-    for metric depth, scale-and-shift invariant for disparity (D2RF dpt/); 0 or data without depth: off."""
+    for metric depth, scale-and-shift invariant for disparity (D2RF dpt/); 0: off. None (auto): 0.1 where the data
+    ships metric depth (DyCheck's LiDAR), off for relative disparity (D2RF dpt/: give a weight to use it)."""
     depth_loss_decay_steps: int = 0
     """Decay the depth-loss weight linearly to depth_loss_final_fraction of it over this many steps (0: constant)."""
     depth_loss_final_fraction: float = 0.1
     """Depth-loss weight at the end of its decay, as a fraction of depth_loss_weight."""
-    static_background: bool = False
-    """Where the dataparser lists motion masks (D2RF), flag seed points outside every training view's mask as static:
-    they skip the motion model (models/static_seeding.py); new Gaussians inherit the flag. No masks: all dynamic."""
+    static_background: bool | None = None
+    """Static/dynamic split: seed points outside the training views' motion masks are static and skip the motion model
+    (priors/static_split.py); new Gaussians inherit the flag. Masks come from the data (D2RF motion_masks/) or, for
+    video with metric depth and no masks (DyCheck), are derived from it (priors/derived_masks.py). None (auto): on
+    for video with metric depth and no masks, off otherwise; True: on wherever there are masks; False: off."""
     dynamic_seed_points: int = 400
-    """With static_background + disparity (D2RF dpt/): seeds unprojected from the masks (dynamic_seeding.py); 0: off"""
+    """With the static split and depth (D2RF dpt/, DyCheck depth/): seeds unprojected from the masked pixels
+    (priors/dynamic_seeds.py); 0: off."""
     eval_pose_refine_steps: int = 0
     """0 = off; N: ns-eval also scores each test view after N Adam steps of a per-view SE(3) pose correction with the
     scene frozen (models/pose_refine.py), as refined_psnr/refined_ssim/... next to the plain psnr/ssim/..."""
@@ -127,7 +131,7 @@ class DynamicSplatModelConfig(SplatfactoModelConfig):
         del max_steps  # constant rate
         optimizer = AdamOptimizerConfig(lr=self.environment_lr, eps=1e-15)
         groups = {ENVIRONMENT_GROUP: {"optimizer": optimizer, "scheduler": None}}
-        if self.static_background:  # the static flag: a Gaussian parameter (densified in lock-step), never optimised
+        if self.static_background is not False:  # the static flag: a Gaussian parameter (densified in lock-step)
             groups[STATIC_KEY] = {"optimizer": AdamOptimizerConfig(lr=0.0), "scheduler": None}
         return groups
 
@@ -147,7 +151,9 @@ class DynamicSplatModel(SplatfactoModel):
         check_splatfacto_options(self.config)
         metadata = self.kwargs.get("metadata") or {}
         means, colors = self._initial_points()
-        means, colors = with_dynamic_seeds(means, colors, metadata, self.config, self.seed_points is not None)
+        num_seeds = means.shape[0]
+        split = static_split_enabled(self.config.static_background, metadata)
+        means, colors = with_dynamic_seeds(means, colors, metadata, self.config, split, self.seed_points is not None)
         init = init_gaussian_params(means, colors, self.config.sh_degree, self.config.initial_opacity)
         lo, hi = init["means"].min(dim=0).values, init["means"].max(dim=0).values
         aabb = torch.stack([torch.minimum(lo, hi - 1e-3), torch.maximum(hi, lo + 1e-3)])
@@ -157,7 +163,8 @@ class DynamicSplatModel(SplatfactoModel):
         if clash:
             raise ValueError(f"motion model {type(self.motion).__name__} redefines Gaussian parameters {clash}")
         init.update(motion_params)
-        init.update(initial_static_flags(init["means"], metadata, self.config.static_background))
+        num_dynamic_seeds = means.shape[0] - num_seeds
+        init.update(initial_static_flags(init["means"], metadata, split, num_dynamic_seeds))
         self.gauss_params = torch.nn.ParameterDict({k: Parameter(v) for k, v in init.items()})
 
         self.camera_optimizer = self.config.camera_optimizer.setup(num_cameras=self.num_train_data, device="cpu")

@@ -19,8 +19,10 @@ import torch
 from torch import Tensor
 
 from dynsplat_ns.motion.static_gaussians import STATIC_KEY
-from dynsplat_ns.priors.depth import MOTION_MASKS_KEY
+from dynsplat_ns.priors.depth import MOTION_MASKS_KEY, depth_kind
 
+#: Relative depth beyond which a point lies behind the surface a view's metric depth shows (hidden from that view).
+HIDDEN_TOLERANCE = 0.15
 #: Dataparser metadata key listing one motion mask per image (the D2RF parser's ``motion_masks/``).
 MASK_FILES_KEY = "motion_mask_filenames"
 
@@ -39,18 +41,27 @@ def project_to_pixels(points: Tensor, cameras) -> tuple[Tensor, Tensor]:
 
 
 @torch.no_grad()
-def dynamic_from_masks(points: Tensor, cameras, masks: list[Tensor]) -> Tensor:
-    """Bool [N]: the points that fall into the motion mask of at least one view that sees them in frame.
+def dynamic_from_masks(
+    points: Tensor, cameras, masks: list[Tensor], min_fraction: float = 0.0, depths: list[Tensor] | None = None
+) -> Tensor:
+    """Bool [N]: the points that fall into the motion mask of at least one view that sees them in frame (and, with
+    ``min_fraction`` > 0, of more than that fraction of those views: masks derived from the data have scattered
+    false detections that would otherwise make every point dynamic).
 
     Args:
         points: [N, 3] world points.
         cameras: V nerfstudio cameras (their own width/height; the masks may have another resolution).
         masks: V bool masks [h, w] (True = moving).
+        min_fraction: Fraction of the views seeing a point whose masks must hold it.
+        depths: Optional metric depth maps [h, w] at the masks' size (0 / NaN: none): a point more than
+            :data:`HIDDEN_TOLERANCE` behind the surface a view sees there is hidden from that view (e.g. the static
+            floor behind a moving ball) and that view does not count.
     """
     if len(masks) != int(cameras.shape[0]):
         raise ValueError(f"{len(masks)} motion masks for {int(cameras.shape[0])} cameras")
     pix, z = project_to_pixels(points.detach().cpu(), cameras.to("cpu"))
-    dynamic = torch.zeros(points.shape[0], dtype=torch.bool)
+    hits = torch.zeros(points.shape[0])
+    views = torch.zeros(points.shape[0])
     for k, mask in enumerate(masks):
         h, w = mask.shape[-2:]
         sx = w / float(cameras.width.reshape(-1)[k])
@@ -58,29 +69,63 @@ def dynamic_from_masks(points: Tensor, cameras, masks: list[Tensor]) -> Tensor:
         col = torch.floor(pix[k, :, 0] * sx).long()
         row = torch.floor(pix[k, :, 1] * sy).long()
         seen = (z[k] > 0) & (col >= 0) & (col < w) & (row >= 0) & (row < h)
+        if depths is not None and depths[k] is not None:
+            surface = torch.zeros_like(z[k])
+            surface[seen] = torch.nan_to_num(depths[k].float().reshape(h, w))[row[seen], col[seen]]
+            seen &= ~((surface > 0) & (z[k] > surface * (1.0 + HIDDEN_TOLERANCE)))
         hit = torch.zeros_like(seen)
         hit[seen] = mask.bool()[row[seen], col[seen]]
-        dynamic |= hit
-    return dynamic
+        hits += hit.float()
+        views += seen.float()
+    return (hits > 0) & (hits > min_fraction * views)
 
 
-def initial_static_flags(means: Tensor, metadata: dict[str, Any], enabled: bool) -> dict[str, Tensor]:
+def seeding_input(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The training metadata's motion masks for seeding (:data:`~dynsplat_ns.priors.depth.MOTION_MASKS_KEY`): the
+    dict read from the data's mask files, or the masks derived on demand (a callable the datamanager left), or
+    None."""
+    seeding = metadata.get(MOTION_MASKS_KEY)
+    return seeding() if callable(seeding) else seeding
+
+
+def has_motion_masks(metadata: dict[str, Any]) -> bool:
+    """Whether the dataset lists motion masks or has metric depth to derive them from: the static flag exists then
+    (in training and when a checkpoint is loaded for ns-eval / ns-viewer alike)."""
+    return bool(metadata.get(MASK_FILES_KEY)) or depth_kind(metadata) == "metric"
+
+
+def static_split_enabled(setting: bool | None, metadata: dict[str, Any]) -> bool:
+    """``--pipeline.model.static-background`` resolved for a dataset: True / False as given; None (auto) on for video
+    with metric depth and no motion masks (DyCheck: the masks are derived), off otherwise."""
+    if setting is not None:
+        return bool(setting)
+    return not metadata.get(MASK_FILES_KEY) and depth_kind(metadata) == "metric"
+
+
+def initial_static_flags(
+    means: Tensor, metadata: dict[str, Any], enabled: bool, num_dynamic_seeds: int = 0
+) -> dict[str, Tensor]:
     """``{"static": [N] float}`` for the initial Gaussians, or ``{}`` (no flag: all dynamic).
 
     Args:
         means: Initial Gaussian centres [N, 3].
         metadata: The training dataset's metadata: ``motion_mask_filenames`` from the dataparser and, when training,
             the masks and cameras the datamanager read (:data:`~dynsplat_ns.priors.depth.MOTION_MASKS_KEY`).
-        enabled: ``--pipeline.model.static-background``.
+        enabled: The static split is on (:func:`static_split_enabled`).
+        num_dynamic_seeds: The last points of ``means`` were unprojected from the masks
+            (:mod:`~dynsplat_ns.priors.dynamic_seeds`): dynamic by construction.
 
     Returns:
         ``{}`` when disabled or when the dataset has no motion masks; else the flag (1 = static). Without the read
         masks (a model built for ns-eval / ns-viewer, whose flags come from the checkpoint) all zeros.
     """
-    if not enabled or not metadata.get(MASK_FILES_KEY):
+    if not enabled or not has_motion_masks(metadata):
         return {}
-    seeding = metadata.get(MOTION_MASKS_KEY)
+    seeding = seeding_input(metadata)
     if seeding is None:
         return {STATIC_KEY: torch.zeros(means.shape[0])}
-    dynamic = dynamic_from_masks(means, seeding["cameras"], seeding["masks"])
+    vote, depths = seeding.get("min_fraction", 0.0), seeding.get("depth")
+    dynamic = dynamic_from_masks(means, seeding["cameras"], seeding["masks"], vote, depths)
+    if num_dynamic_seeds > 0:
+        dynamic[-num_dynamic_seeds:] = True
     return {STATIC_KEY: (~dynamic).float()}

@@ -27,7 +27,7 @@ from nerfstudio.data.datasets.base_dataset import InputDataset
 from PIL import Image
 
 from dynsplat_ns.errors import DynsplatError, ImageFileError, exit_on_user_error
-from dynsplat_ns.priors.depth import MOTION_MASKS_KEY, attach_depth_priors, motion_masks_for_seeding
+from dynsplat_ns.priors.depth import MOTION_MASKS_KEY, attach_depth_priors, depth_kind, motion_masks_for_seeding
 from dynsplat_ns.training.camera_batches import CameraBatchMixin
 
 #: What PIL/numpy raise for a file that cannot be read as an image (missing, truncated, corrupt, wrong shape).
@@ -94,6 +94,10 @@ class DynsplatDatamanagerConfig(FullImageDatamanagerConfig):
     cameras of the training order (and of the eval loop) decoded in a background thread; same batches and camera
     order, memory independent of the number of images (dynsplat_ns/image_cache.py). -1 (auto): 0 while the decoded
     train and eval images take at most a quarter of the machine's RAM, else a cache of that quarter."""
+    derive_motion_masks: bool = True
+    """Where the training images have metric depth (DyCheck's LiDAR) but the data ships no motion masks, derive them
+    from the video itself (depth and colour consistency between frames, priors/derived_masks.py) for the model's
+    static/dynamic split (--pipeline.model.static-background). Computed only when the model asks for them."""
     prefetch_images: int = 4
     """With cache_bytes > 0: how many of the next training cameras (and eval images, in ns-eval's loop) to decode ahead
     in the background (at most as many as fit in the cache next to the image in use); 0 decodes on demand only."""
@@ -114,6 +118,8 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             self._seed_from_images()
             with exit_on_user_error():  # motion masks for the model's static/dynamic seeding (dynsplat_ns/priors.py)
                 masks = motion_masks_for_seeding(self.train_dataparser_outputs)
+            if masks is None and self.config.derive_motion_masks and depth_kind(self.train_dataparser_outputs.metadata):
+                masks = _DerivedMasks(self.train_dataset.cameras, self.cached_train)
             if masks is not None:
                 self.train_dataset.metadata[MOTION_MASKS_KEY] = masks  # the metadata the model is given
 
@@ -209,6 +215,35 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
         if isinstance(images, LazyImages):
             return LazyEvalLoader(images, self.eval_dataset.cameras, self.device)
         return super().fixed_indices_eval_dataloader
+
+
+class _DerivedMasks:
+    """Motion masks derived from the training views' metric depth (:mod:`dynsplat_ns.priors.derived_masks`) when the
+    model first asks for them (:func:`dynsplat_ns.priors.static_split.seeding_input`), so a model without a static
+    split costs nothing."""
+
+    def __init__(self, cameras, items):
+        self.cameras, self.items, self._seeding, self._done = cameras, items, None, False
+
+    def __call__(self) -> dict | None:
+        if not self._done:
+            from nerfstudio.utils.rich_utils import CONSOLE
+
+            from dynsplat_ns.priors.derived_masks import derived_motion_seeding
+
+            start = time.perf_counter()
+            self._seeding, self._done = derived_motion_seeding(self.cameras, self.items), True
+            if self._seeding is None:
+                CONSOLE.print(f"Motion masks: {len(self.items)} training views are too few to derive them; no split")
+                return None
+            masks = self._seeding["masks"]
+            moving = sum(float(m.float().mean()) for m in masks) / len(masks)
+            CONSOLE.print(
+                f"Motion masks: derived from the depth and colour consistency of {len(masks)} training views "
+                f"({100 * moving:.1f} % of pixels moving, {time.perf_counter() - start:.1f} s; "
+                "--pipeline.model.static-background False: no static/dynamic split)"
+            )
+        return self._seeding
 
 
 class _Images(Sequence):
