@@ -12,7 +12,7 @@ Every configuration is a real ``ns-train dynsplat-som ... dynsplat-dycheck`` + `
 run again.
 
 Usage:
-    python benchmarks/monocular_dycheck.py [--scenes tune|report|1,2] [--configs som,som+depth] [--steps 300,3000]
+    python benchmarks/monocular_dycheck.py [--scenes tune|report|1,2] [--configs som,som-no-priors] [--steps 300,3000]
         [--size 128 96] [--out DIR]
 """
 
@@ -30,9 +30,13 @@ from pathlib import Path
 SCENE_SEEDS = {"tune": (1, 2, 3), "report": (11, 12, 13)}
 #: ns-train arguments of each configuration (after the method).
 CONFIGS = {
-    "som": (),
-    "som+depth": ("--pipeline.model.depth-loss-weight", "0.1"),
+    "som": (),  # the defaults: the data's depth and the motion masks derived from it
+    "som-no-priors": ("--pipeline.model.depth-loss-weight", "0", "--pipeline.model.static-background", "False"),
+    "som-depth-only": ("--pipeline.model.static-background", "False"),
+    "som-masks-only": ("--pipeline.model.depth-loss-weight", "0"),
 }
+#: Configurations run without --configs.
+DEFAULT_CONFIGS = ("som", "som-no-priors")
 #: Metrics of each run, as ns-eval names them.
 METRICS = ("psnr", "covisible_psnr", "covisible_ssim")
 #: Training seed of every run (``--machine.seed``).
@@ -83,6 +87,39 @@ def run(config: str, scene: Path, steps: int, out: Path) -> dict:
             **{m: results.get(m) for m in METRICS}}  # fmt: skip
 
 
+def mask_quality(scene: Path) -> dict:
+    """Recall, precision and IoU of the motion masks ``dynsplat-som`` derives for ``scene`` (the datamanager's cached,
+    undistorted training images and depth) against the generator's ground truth (``motion_gt/``, undistorted the same
+    way), over all training pixels."""
+    import numpy as np
+    import torch
+    from nerfstudio.data.datamanagers.full_images_datamanager import _undistort_image
+    from PIL import Image
+
+    from dynsplat_ns.dataparsers.dycheck import DycheckDataParserConfig
+    from dynsplat_ns.priors.derived_masks import derived_motion_seeding
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
+
+    manager = DynsplatDatamanagerConfig(dataparser=DycheckDataParserConfig(data=scene)).setup(device="cpu")
+    outputs = manager.train_dataparser_outputs
+    seeding = derived_motion_seeding(manager.train_dataset.cameras, manager.cached_train)
+    tp = fp = fn = 0
+    for k, (path, mask) in enumerate(zip(outputs.image_filenames, seeding["masks"], strict=True)):
+        truth = np.asarray(Image.open(scene / "motion_gt" / Path(path).parent.name / Path(path).name), np.float32)
+        camera = outputs.cameras[k]
+        distortion = camera.distortion_params.reshape(-1).numpy()
+        if np.any(distortion != 0):
+            K = camera.get_intrinsics_matrices().reshape(3, 3).numpy()
+            _, truth, _ = _undistort_image(camera.reshape(()), distortion, {}, truth, K)
+        truth = torch.from_numpy(np.ascontiguousarray(truth, dtype=np.float32))[None, None]
+        truth = torch.nn.functional.interpolate(truth, size=tuple(mask.shape), mode="nearest")[0, 0] > 127
+        tp += int((mask & truth).sum())
+        fp += int((mask & ~truth).sum())
+        fn += int((~mask & truth).sum())
+    return {"seed": int(scene.name.split("-s")[-1]), "recall": tp / max(tp + fn, 1),
+            "precision": tp / max(tp + fp, 1), "iou": tp / max(tp + fp + fn, 1)}  # fmt: skip
+
+
 def summary(rows: list[dict]) -> list[dict]:
     """One row per (configuration, steps): the metrics per scene seed (in seed order) and their means."""
     out = []
@@ -112,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenes", default="tune", help="scene seeds: tune (1,2,3), report (11,12,13) or a list")
-    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {','.join(CONFIGS)}")
+    choices, defaults = ",".join(CONFIGS), ",".join(DEFAULT_CONFIGS)
+    ap.add_argument("--configs", default=defaults, help=f"comma-separated subset of {choices} (default {defaults})")
     ap.add_argument("--steps", default="300,3000", help="step budgets (default 300,3000)")
     ap.add_argument("--size", type=int, nargs=2, default=(128, 96), help="1x image W H (default 128 96)")
     ap.add_argument("--n-times", type=int, default=30, help="phone frames (default 30)")
@@ -124,14 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--configs: choose from {','.join(CONFIGS)}")
     seeds = list(SCENE_SEEDS.get(args.scenes, ())) or [int(x) for x in args.scenes.split(",") if x]
     budgets = [int(x) for x in args.steps.split(",") if x]
-    rows = []
+    rows, masks = [], []
     for seed in seeds:
         scene = make_scene(seed, args.out / "scenes", tuple(args.size), args.n_times, args.point_noise)
+        masks.append(mask_quality(scene))
+        print(json.dumps(masks[-1]), file=sys.stderr, flush=True)
         for config in configs:
             for steps in budgets:
                 rows.append(run(config, scene, steps, args.out))
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print_table(rows, tuple(args.size))
+    print("\nDerived motion masks against the generator's ground truth (all training pixels)")
+    print("| scene seed | recall | precision | IoU |")
+    print("|---|---|---|---|")
+    for m in masks:
+        print(f"| {m['seed']} | {m['recall']:.2f} | {m['precision']:.2f} | {m['iou']:.2f} |")
     return 0
 
 
