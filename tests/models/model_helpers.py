@@ -33,3 +33,16 @@ def make_model(outputs, motion: MotionModelConfig, **overrides):
 
 def small_hexplane(**kw) -> HexPlaneMotionConfig:
     return HexPlaneMotionConfig(resolution=(8, 8, 8, 6), feature_dim=8, net_width=32, **kw)
+
+
+def model_from_manager(config: DynamicSplatModelConfig, manager):
+    """``config``'s model set up as the pipeline does, from a set-up datamanager: its scene box, training metadata
+    (with the motion masks it read or derives) and the dataparser's seed points."""
+    meta = manager.train_dataparser_outputs.metadata
+    return config.setup(
+        scene_box=manager.train_dataset.scene_box,
+        num_train_data=len(manager.train_dataset),
+        device="cpu",
+        metadata=manager.train_dataset.metadata,
+        seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
+    )

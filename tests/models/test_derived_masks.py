@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from model_helpers import model_from_manager
 from script_loader import load_script
 
 from dynsplat_ns.models.depth_loss import DepthPriorLoss
@@ -100,15 +101,8 @@ def test_default_model_splits_static_seeds_from_derived_foreground(phone_video):
 
     manager = _manager(phone_video)
     meta = manager.train_dataparser_outputs.metadata
-    kw = dict(
-        scene_box=manager.train_dataset.scene_box,
-        num_train_data=len(manager.train_dataset),
-        device="cpu",
-        metadata=manager.train_dataset.metadata,
-        seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
-    )
     cfg = DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4), rasterizer_backend="torch")
-    model = cfg.setup(**kw)
+    model = model_from_manager(cfg, manager)
     flag = model.gauss_params[STATIC_KEY]
     n_seeds = meta["points3D_xyz"].shape[0]
     assert model.depth_loss is not None and model.depth_loss.weight == pytest.approx(0.1)
@@ -116,8 +110,8 @@ def test_default_model_splits_static_seeds_from_derived_foreground(phone_video):
     assert float(flag[:n_seeds].detach().mean()) > 0.75, "the static structure's seed points stay static (0.875)"
     assert float(flag[n_seeds:].detach().max()) == 0.0, "the foreground seeds are dynamic"
 
-    off = DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4), rasterizer_backend="torch",
-                                  static_background=False, depth_loss_weight=0.0).setup(**kw)  # fmt: skip
+    cfg.static_background, cfg.depth_loss_weight = False, 0.0
+    off = model_from_manager(cfg, manager)
     assert STATIC_KEY not in off.gauss_params and off.depth_loss is None
     assert off.num_points == n_seeds
 
@@ -161,9 +155,6 @@ def test_derive_motion_masks_false_leaves_every_gaussian_dynamic(phone_video):
     manager = config.setup(device="cpu")
     assert MOTION_MASKS_KEY not in manager.train_dataset.metadata
     meta = manager.train_dataparser_outputs.metadata
-    model = DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4), rasterizer_backend="torch").setup(
-        scene_box=manager.train_dataset.scene_box, num_train_data=len(manager.train_dataset), device="cpu",
-        metadata=manager.train_dataset.metadata, seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
-    )  # fmt: skip
+    model = model_from_manager(DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4)), manager)
     flag = model.gauss_params[STATIC_KEY]
     assert flag.shape[0] == meta["points3D_xyz"].shape[0] and float(flag.detach().max()) == 0.0

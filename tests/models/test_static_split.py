@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import load_split, make_model, small_hexplane
+from model_helpers import load_split, make_model, model_from_manager, small_hexplane
 from nerfstudio.engine.optimizers import AdamOptimizerConfig, Optimizers
 from quick_train import quick_train
 from torch.nn import Parameter
@@ -117,20 +117,12 @@ def test_seed_points_in_the_motion_masks_are_dynamic(d2rf_scene):
     from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
 
     manager = DynsplatDatamanagerConfig(dataparser=D2RFDataParserConfig(data=d2rf_scene)).setup(device="cpu")
-    meta = manager.train_dataparser_outputs.metadata
-    kw = dict(
-        scene_box=manager.train_dataset.scene_box,
-        num_train_data=len(manager.train_dataset),
-        device="cpu",
-        metadata=manager.train_dataset.metadata,
-        seed_points=(meta["points3D_xyz"], meta["points3D_rgb"]),
-    )
     from dynsplat_ns.models.dynamic_splat import DynamicSplatModelConfig
 
     cfg = DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4), rasterizer_backend="torch")
-    assert STATIC_KEY not in cfg.setup(**kw).gauss_params, "off by default"
+    assert STATIC_KEY not in model_from_manager(cfg, manager).gauss_params, "off by default (auto: masks of files)"
     cfg.static_background = True
-    flag = cfg.setup(**kw).gauss_params[STATIC_KEY]
+    flag = model_from_manager(cfg, manager).gauss_params[STATIC_KEY]
     # The generator's seed cloud: 200 points on the static slab, then 200 on the moving spheres (at t = 0), then the
     # foreground seeds unprojected from the masks with the dpt/ prior (models/dynamic_seeding.py).
     assert flag.shape[0] > 400
