@@ -5,9 +5,9 @@ training view ``i`` (its pixel unprojected with view i's depth) lands, in anothe
 pixel whose depth and colour agree with it; a point of a moving object does not: at view j's time the object has
 moved, so view j sees *through* where the point was (j's depth there is larger than the point's: a free-space
 violation) or sees another colour. Each pixel of view i is compared with views at several time offsets; it is
-moving when most of the neighbours that can judge it (the point in frame, with depth there, not hidden behind a
-nearer surface) say so. The masks are then dilated: a static point wrongly made dynamic only costs a motion
-evaluation, a moving one held static can never move.
+moving when a third of the neighbours that can judge it (the point in frame and not hidden behind a nearer surface
+there) say so. An opening removes thin detections along silhouettes (mixed edge colours); then the masks are dilated:
+a static point wrongly made dynamic only costs a motion evaluation, a moving one held static can never move.
 
 Works on the cached (undistorted) training images, their metric depth priors (world units, 0 / NaN = none) and the
 training cameras (nerfstudio, OpenGL axes).
@@ -20,6 +20,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from dynsplat_ns.priors.dynamic_seeds import unproject_pixels
+from dynsplat_ns.priors.static_split import project_to_pixels
 
 
 @dataclass(frozen=True)
@@ -52,24 +55,14 @@ class MaskDerivation:
 def _unproject(depth: Tensor, camera) -> Tensor:
     """World points [H, W, 3] of the pixel centres of ``camera`` (one nerfstudio camera) at z-depth ``depth`` [H, W]."""
     h, w = depth.shape
-    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32) + 0.5, torch.arange(w, dtype=torch.float32) + 0.5,
-                          indexing="ij")  # fmt: skip
-    x = (u - float(camera.cx)) / float(camera.fx) * depth
-    y = -(v - float(camera.cy)) / float(camera.fy) * depth
-    local = torch.stack([x, y, -depth], dim=-1)
-    c2w = camera.camera_to_worlds.float().reshape(3, 4)
-    return local @ c2w[:, :3].T + c2w[:, 3]
+    rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return unproject_pixels(camera, rows.reshape(-1), cols.reshape(-1), depth.reshape(-1), (h, w)).reshape(h, w, 3)
 
 
 def _project(points: Tensor, camera) -> tuple[Tensor, Tensor]:
-    """Pixel coordinates [..., 2] and z-depth [...] of world ``points`` [..., 3] in one nerfstudio camera."""
-    c2w = camera.camera_to_worlds.float().reshape(3, 4)
-    local = (points - c2w[:, 3]) @ c2w[:, :3]
-    z = -local[..., 2]
-    safe = z.clamp_min(1e-9)
-    u = float(camera.fx) * local[..., 0] / safe + float(camera.cx)
-    v = float(camera.fy) * -local[..., 1] / safe + float(camera.cy)
-    return torch.stack([u, v], dim=-1), z
+    """Pixel coordinates [H, W, 2] and z-depth [H, W] of world ``points`` [H, W, 3] in one nerfstudio camera."""
+    pixels, z = project_to_pixels(points.reshape(-1, 3), camera.reshape((1,)))
+    return pixels[0].reshape(*points.shape[:-1], 2), z[0].reshape(points.shape[:-1])
 
 
 def _color_error(rgb_i: Tensor, rgb_j: Tensor, pixels: Tensor, search: int) -> Tensor:
@@ -85,8 +78,8 @@ def _color_error(rgb_i: Tensor, rgb_j: Tensor, pixels: Tensor, search: int) -> T
 
 
 def fill_depth_holes(depth: Tensor, valid: Tensor, iterations: int = 3) -> Tensor:
-    """``depth`` [H, W] with each invalid pixel set to a valid neighbour's depth, grown outwards (3×3 steps) until
-    every pixel has one or ``iterations`` steps passed (then 0)."""
+    """``depth`` [H, W] with each invalid pixel within ``iterations`` pixels of a valid one given the largest valid
+    depth of its 3×3 neighbourhood, grown outwards one pixel per step; farther pixels stay 0."""
     depth, valid = torch.where(valid, depth, 0.0), valid.clone()
     for _ in range(iterations):
         if bool(valid.all()):
