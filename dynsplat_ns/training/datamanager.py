@@ -118,7 +118,8 @@ class DynsplatDatamanager(CameraBatchMixin, FullImageDatamanager[DynsplatInputDa
             self._seed_from_images()
             with exit_on_user_error():  # motion masks for the model's static/dynamic seeding (dynsplat_ns/priors.py)
                 masks = motion_masks_for_seeding(self.train_dataparser_outputs)
-            if masks is None and self.config.derive_motion_masks and depth_kind(self.train_dataparser_outputs.metadata):
+            metric = depth_kind(self.train_dataparser_outputs.metadata) == "metric"
+            if masks is None and metric and self.config.derive_motion_masks:
                 masks = _DerivedMasks(self.train_dataset.cameras, self.cached_train)
             if masks is not None:
                 self.train_dataset.metadata[MOTION_MASKS_KEY] = masks  # the metadata the model is given

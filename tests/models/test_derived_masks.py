@@ -158,3 +158,20 @@ def test_derive_motion_masks_false_leaves_every_gaussian_dynamic(phone_video):
     model = model_from_manager(DynamicSplatModelConfig(motion=ShapeOfMotionConfig(num_bases=4)), manager)
     flag = model.gauss_params[STATIC_KEY]
     assert flag.shape[0] == meta["points3D_xyz"].shape[0] and float(flag.detach().max()) == 0.0
+
+
+def test_relative_disparity_without_masks_derives_none(tmp_path):
+    """Mask derivation needs metric depth: D2RF-layout data with its dpt/ disparity but no motion_masks/ gets no
+    masks (and so, by default, no split)."""
+    import shutil
+
+    from dynsplat_ns.dataparsers.d2rf import D2RFDataParserConfig
+    from dynsplat_ns.priors.depth import MOTION_MASKS_KEY
+    from dynsplat_ns.scenes.d2rf import make_d2rf_scene
+    from dynsplat_ns.training.datamanager import DynsplatDatamanagerConfig
+
+    scene = make_d2rf_scene(tmp_path / "scene", width=48, height=24, n_times=4)
+    shutil.rmtree(scene / "motion_masks")
+    manager = DynsplatDatamanagerConfig(dataparser=D2RFDataParserConfig(data=scene)).setup(device="cpu")
+    assert manager.train_dataparser_outputs.metadata["depth_kind"] == "disparity"
+    assert MOTION_MASKS_KEY not in manager.train_dataset.metadata
