@@ -59,10 +59,13 @@ def _unproject(depth: Tensor, camera) -> Tensor:
     return unproject_pixels(camera, rows.reshape(-1), cols.reshape(-1), depth.reshape(-1), (h, w)).reshape(h, w, 3)
 
 
-def _project(points: Tensor, camera) -> tuple[Tensor, Tensor]:
-    """Pixel coordinates [H, W, 2] and z-depth [H, W] of world ``points`` [H, W, 3] in one nerfstudio camera."""
+def _project(points: Tensor, camera, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates [H, W, 2] in an image of ``size`` = (h, w) (which may be smaller than the camera's own) and
+    z-depth [H, W] of world ``points`` [H, W, 3] in one nerfstudio camera."""
     pixels, z = project_to_pixels(points.reshape(-1, 3), camera.reshape((1,)))
-    return pixels[0].reshape(*points.shape[:-1], 2), z[0].reshape(points.shape[:-1])
+    h, w = size
+    scale = torch.tensor([w / float(camera.width.reshape(-1)[0]), h / float(camera.height.reshape(-1)[0])])
+    return (pixels[0] * scale).reshape(*points.shape[:-1], 2), z[0].reshape(points.shape[:-1])
 
 
 def _color_error(rgb_i: Tensor, rgb_j: Tensor, pixels: Tensor, search: int) -> Tensor:
@@ -111,8 +114,9 @@ def derive_motion_masks(
     """Bool motion masks [H, W] (True = moving) of every training view.
 
     Args:
-        cameras: The N training cameras (nerfstudio ``Cameras``, undistorted intrinsics of the images), in time order.
-        images: N images [H, W, 3 or 4] float 0–1 (a 4th channel: alpha; alpha 0 = no surface).
+        cameras: The N training cameras (nerfstudio ``Cameras``, undistorted intrinsics), in time order; the images
+            may be a reduced copy of the cameras' own size.
+        images: N images [H, W, 3 or 4] float 0–1 (a 4th channel is ignored).
         depths: N metric z-depth maps [H, W] or [H, W, 1] in world units (0 or NaN: none).
         settings: Thresholds and neighbours.
 
@@ -136,7 +140,7 @@ def derive_motion_masks(
             j = i + offset
             if j < 0 or j >= n:
                 continue
-            pix, z = _project(points, cameras[j])
+            pix, z = _project(points, cameras[j], tuple(depth[j].shape))
             hj, wj = depth[j].shape
             inside = has_i & (z > 0) & (pix[..., 0] >= 0) & (pix[..., 0] < wj) & (pix[..., 1] >= 0) & (pix[..., 1] < hj)
             dj = _sample(torch.nan_to_num(depth[j])[..., None], pix)[..., 0]
@@ -166,17 +170,17 @@ SEED_VOTE = 0.5
 MAX_SIDE = 192
 
 
-def _reduce(image: Tensor, depth: Tensor, max_side: int) -> tuple[Tensor, Tensor, float]:
-    """``image`` [H, W, C] (area) and ``depth`` [H, W] (nearest) reduced so the longest side is at most ``max_side``,
-    and the factor applied."""
+def _reduce(image: Tensor, depth: Tensor, max_side: int) -> tuple[Tensor, Tensor]:
+    """``image`` [H, W, C] (area) and ``depth`` [H, W] (nearest) reduced so the longest side is at most
+    ``max_side``."""
     h, w = depth.shape
     factor = min(1.0, max_side / max(h, w))
     if factor >= 1.0:
-        return image, depth, 1.0
+        return image, depth
     size = (max(1, round(h * factor)), max(1, round(w * factor)))
     image = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="area")[0].permute(1, 2, 0)
     depth = F.interpolate(depth[None, None], size=size, mode="nearest")[0, 0]
-    return image, depth, size[0] / h
+    return image, depth
 
 
 def derived_motion_seeding(cameras, items, settings: MaskDerivation = MaskDerivation(), max_side: int = MAX_SIDE):
@@ -203,25 +207,19 @@ def derived_motion_seeding(cameras, items, settings: MaskDerivation = MaskDeriva
     for k in range(len(items)):
         item = items[k]
         depth = item[DEPTH_BATCH_KEY].float().cpu()
-        image, depth, _ = _reduce(item["image"].float().cpu(), depth.reshape(depth.shape[0], depth.shape[1]), max_side)
+        image, depth = _reduce(item["image"].float().cpu(), depth.reshape(depth.shape[0], depth.shape[1]), max_side)
         if item["image"].dtype == torch.uint8:
             image = image / 255.0
         images.append(image)
         depths.append(depth)
-    h, w = depths[0].shape
-    scaled = cameras.to("cpu")
-    scaled = scaled.__class__(
-        camera_to_worlds=scaled.camera_to_worlds, fx=scaled.fx * w / scaled.width, fy=scaled.fy * h / scaled.height,
-        cx=scaled.cx * w / scaled.width, cy=scaled.cy * h / scaled.height, width=torch.full_like(scaled.width, w),
-        height=torch.full_like(scaled.height, h), camera_type=scaled.camera_type, times=scaled.times,
-    )  # fmt: skip
+    cameras = cameras.to("cpu")
     order = list(range(len(images)))
-    if scaled.times is not None:
-        order = torch.argsort(scaled.times.reshape(-1), stable=True).tolist()
-    masks_in_order = derive_motion_masks(scaled[torch.tensor(order)], [images[k] for k in order],
+    if cameras.times is not None:
+        order = torch.argsort(cameras.times.reshape(-1), stable=True).tolist()
+    masks_in_order = derive_motion_masks(cameras[torch.tensor(order)], [images[k] for k in order],
                                          [depths[k] for k in order], settings)  # fmt: skip
     masks = [torch.zeros(1)] * len(order)
     for rank, k in enumerate(order):
         masks[k] = masks_in_order[rank]
-    return {"cameras": cameras.to("cpu"), "masks": masks, "depth": depths, "images": [im[..., :3] for im in images],
+    return {"cameras": cameras, "masks": masks, "depth": depths, "images": [im[..., :3] for im in images],
             "min_fraction": SEED_VOTE}
